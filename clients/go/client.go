@@ -1,0 +1,365 @@
+// Package flo is the Go client for the flo server.
+//
+// A Client is safe for use by many goroutines. Ordinary calls share one
+// connection and are pipelined: each is written as soon as it is made and
+// the replies, which the server sends in request order, are matched back to
+// their callers. Blocking calls (those with a Block option) take a
+// connection of their own from a small pool, so a long poll never holds up
+// other calls, and they are not cut short by Options.Timeout while the
+// server is legitimately waiting. A broken connection is re-dialled on the
+// next call.
+//
+// Errors from the server are *wire.Error values; match them with errors.Is
+// against ErrNotFound, ErrConflict, ErrBadRequest and the other sentinels.
+package flo
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/floruntime/flo/wire"
+)
+
+// Errors returned by calls, matched with errors.Is. Server errors carry the
+// server's message; each status maps to exactly one sentinel.
+var (
+	ErrNotFound     = wire.ErrNotFound
+	ErrBadRequest   = wire.ErrBadRequest
+	ErrConflict     = wire.ErrConflict
+	ErrUnauthorized = wire.ErrUnauthorized
+	ErrOverloaded   = wire.ErrOverloaded
+	ErrInternal     = wire.ErrInternal
+	// ErrConnection reports that the connection failed before a reply came.
+	ErrConnection = errors.New("connection failed")
+	// ErrChecksum reports a reply whose CRC32 did not match.
+	ErrChecksum = wire.ErrChecksum
+	// ErrClosed is returned by calls on a closed Client.
+	ErrClosed = errors.New("client closed")
+)
+
+// Forever, as a Block option, waits without a time limit.
+const Forever time.Duration = -1
+
+// DefaultAddr is the address Dial uses when given an empty one.
+const DefaultAddr = "localhost:9000"
+
+// Options configures a Client. The zero value is the default.
+type Options struct {
+	// Namespace is the default namespace of every call ("default").
+	Namespace string
+	// Timeout bounds a call whose context has no deadline (default 5s).
+	// A blocking call gets its Block duration on top.
+	Timeout time.Duration
+	// DialTimeout bounds connecting (default 5s).
+	DialTimeout time.Duration
+	// MaxPending bounds pipelined calls in flight on the shared connection
+	// (default 1024); further calls wait for room.
+	MaxPending int
+}
+
+// Client is a connection to a flo server.
+type Client struct {
+	addr string
+	opts Options
+
+	// KV, Queue, Stream, Action and Worker group the calls per primitive.
+	KV *KV
+
+	mu     sync.Mutex
+	shared *conn   // pipelined connection for ordinary calls
+	idle   []*conn // pooled connections for blocking calls
+	closed bool
+	slots  chan struct{}
+}
+
+// Dial connects to addr ("host:port"; empty means localhost:9000).
+func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = "default"
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = 5 * time.Second
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = 1024
+	}
+	c := &Client{addr: addr, opts: opts, slots: make(chan struct{}, opts.MaxPending)}
+	c.KV = &KV{c: c}
+	c.initPrimitives()
+	cn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.shared = cn
+	return c, nil
+}
+
+// Close closes every connection. Calls in flight fail with ErrConnection.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	if c.shared != nil {
+		c.shared.close(ErrClosed)
+	}
+	for _, cn := range c.idle {
+		cn.close(ErrClosed)
+	}
+	c.idle = nil
+	return nil
+}
+
+// Namespace returns the client's default namespace.
+func (c *Client) Namespace() string { return c.opts.Namespace }
+
+func (c *Client) dial(ctx context.Context) (*conn, error) {
+	d := net.Dialer{Timeout: c.opts.DialTimeout, KeepAlive: 30 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", c.addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: dial %s: %w", ErrConnection, c.addr, err)
+	}
+	return newConn(nc), nil
+}
+
+// request is one call to make.
+type request struct {
+	op        wire.Op
+	namespace string
+	key       []byte
+	value     []byte
+	options   wire.Options
+	// block is the server-side wait: 0 none, Forever, or a duration.
+	block time.Duration
+}
+
+// call sends r and returns the OK payload or the server's error.
+func (c *Client) call(ctx context.Context, r request) ([]byte, error) {
+	if r.namespace == "" {
+		r.namespace = c.opts.Namespace
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		switch {
+		case r.block == Forever:
+			// No client deadline: the server may wait as long as it likes.
+		default:
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout+max(r.block, 0))
+			defer cancel()
+		}
+	}
+	if r.block != 0 {
+		return c.callBlocking(ctx, r)
+	}
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-c.slots }()
+	cn, err := c.sharedConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return cn.roundTrip(ctx, r, false)
+}
+
+// callBlocking runs r on a pooled connection of its own.
+func (c *Client) callBlocking(ctx context.Context, r request) ([]byte, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	var cn *conn
+	for len(c.idle) > 0 && cn == nil {
+		cn = c.idle[len(c.idle)-1]
+		c.idle = c.idle[:len(c.idle)-1]
+		if cn.broken() {
+			cn = nil
+		}
+	}
+	c.mu.Unlock()
+	if cn == nil {
+		var err error
+		if cn, err = c.dial(ctx); err != nil {
+			return nil, err
+		}
+	}
+	body, err := cn.roundTrip(ctx, r, true)
+	c.mu.Lock()
+	if !c.closed && !cn.broken() && len(c.idle) < 16 {
+		c.idle = append(c.idle, cn)
+	} else {
+		cn.close(ErrClosed)
+	}
+	c.mu.Unlock()
+	return body, err
+}
+
+// sharedConn returns the pipelined connection, re-dialling a broken one.
+func (c *Client) sharedConn(ctx context.Context) (*conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if c.shared != nil && !c.shared.broken() {
+		return c.shared, nil
+	}
+	cn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.shared = cn
+	return cn, nil
+}
+
+// conn is one TCP connection with a reader goroutine matching replies, in
+// order, to the calls waiting for them.
+type conn struct {
+	nc net.Conn
+
+	wmu    sync.Mutex // serialises writes and the pending queue's order
+	bw     *bufio.Writer
+	nextID uint64
+	buf    []byte
+
+	pmu     sync.Mutex
+	pending []*pendingCall
+	err     error // set once the connection is broken
+}
+
+type pendingCall struct {
+	id   uint64
+	done chan struct{}
+	body []byte
+	err  error
+}
+
+func newConn(nc net.Conn) *conn {
+	cn := &conn{nc: nc, bw: bufio.NewWriterSize(nc, 64<<10)}
+	go cn.readLoop()
+	return cn
+}
+
+func (cn *conn) broken() bool {
+	cn.pmu.Lock()
+	defer cn.pmu.Unlock()
+	return cn.err != nil
+}
+
+// close fails every pending call with err and closes the socket.
+func (cn *conn) close(err error) {
+	cn.pmu.Lock()
+	if cn.err == nil {
+		cn.err = err
+	}
+	pending := cn.pending
+	cn.pending = nil
+	cn.pmu.Unlock()
+	cn.nc.Close()
+	for _, p := range pending {
+		p.err = fmt.Errorf("%w: %w", ErrConnection, err)
+		close(p.done)
+	}
+}
+
+func (cn *conn) roundTrip(ctx context.Context, r request, exclusive bool) ([]byte, error) {
+	p := &pendingCall{done: make(chan struct{})}
+	opts := r.options
+	if r.block != 0 {
+		ms := uint32(0)
+		if r.block > 0 {
+			ms = uint32(min(r.block.Milliseconds(), 1<<32-1))
+		}
+		opts = wire.AppendU32(append(wire.Options(nil), opts...), wire.TagBlockMs, ms)
+	}
+	cn.wmu.Lock()
+	cn.nextID++
+	p.id = cn.nextID
+	payload := wire.AppendRequest(cn.buf[:0], &wire.Request{Namespace: r.namespace, Key: r.key, Value: r.value, Options: opts})
+	cn.pmu.Lock()
+	if cn.err != nil {
+		err := cn.err
+		cn.pmu.Unlock()
+		cn.wmu.Unlock()
+		return nil, fmt.Errorf("%w: %w", ErrConnection, err)
+	}
+	cn.pending = append(cn.pending, p)
+	cn.pmu.Unlock()
+	frame := wire.AppendFrame(nil, p.id, byte(r.op), payload)
+	cn.buf = payload
+	_, err := cn.bw.Write(frame)
+	if err == nil {
+		err = cn.bw.Flush()
+	}
+	cn.wmu.Unlock()
+	if err != nil {
+		cn.close(err)
+	}
+	select {
+	case <-p.done:
+		return p.body, p.err
+	case <-ctx.Done():
+		if exclusive {
+			// The server still holds this call; the connection cannot be
+			// reused for another.
+			cn.close(ctx.Err())
+		}
+		return nil, ctx.Err()
+	}
+}
+
+func (cn *conn) readLoop() {
+	br := bufio.NewReaderSize(cn.nc, 64<<10)
+	for {
+		f, _, err := wire.ReadFrame(br, nil, 1<<31-1)
+		if err != nil {
+			cn.close(err)
+			return
+		}
+		cn.pmu.Lock()
+		if len(cn.pending) == 0 {
+			cn.pmu.Unlock()
+			cn.close(fmt.Errorf("unexpected reply with request id %d", f.RequestID))
+			return
+		}
+		p := cn.pending[0]
+		cn.pending = cn.pending[1:]
+		cn.pmu.Unlock()
+		if f.RequestID != p.id {
+			p.err = fmt.Errorf("%w: reply for request %d arrived for request %d", ErrConnection, f.RequestID, p.id)
+			close(p.done)
+			cn.close(p.err)
+			return
+		}
+		status := wire.Status(f.Code)
+		if status == wire.StatusOK {
+			p.body = f.Payload
+		} else {
+			p.err = &wire.Error{Status: status, Message: messageOf(status, f.Payload)}
+		}
+		close(p.done)
+	}
+}
+
+func messageOf(s wire.Status, payload []byte) string {
+	if len(payload) > 0 {
+		return string(payload)
+	}
+	return s.String()
+}

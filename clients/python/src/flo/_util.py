@@ -1,0 +1,42 @@
+"""Small helpers shared by the primitive clients."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Union
+
+from .errors import ValidationError
+from .results import StreamID
+
+BytesLike = Union[bytes, bytearray, memoryview]
+
+
+def to_bytes(value: Union[str, BytesLike], what: str = "value") -> bytes:
+    """Encode ``str`` as UTF-8 and copy byte-likes; anything else is a ValidationError."""
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise ValidationError(f"{what} must be bytes or str, got {type(value).__name__}")
+
+
+def name_bytes(name: Union[str, BytesLike], what: str) -> bytes:
+    """Encode a required name (key, queue, stream …); empty names are rejected client-side."""
+    b = to_bytes(name, what)
+    if not b:
+        raise ValidationError(f"{what} must not be empty")
+    return b
+
+
+def namespace_of(options: Any) -> Optional[str]:
+    """Return the namespace override of an options object, if any."""
+    return getattr(options, "namespace", None) if options is not None else None
+
+
+def seq_list(seqs: Union[int, StreamID, Iterable[Union[int, StreamID]]]) -> list[int]:
+    """Normalise a seq/offset argument: one int, StreamIDs or a list of either."""
+    if isinstance(seqs, (int, StreamID)):
+        seqs = [seqs]
+    out = []
+    for s in seqs:
+        out.append(s.sequence if isinstance(s, StreamID) else int(s))
+    return out

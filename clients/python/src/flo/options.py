@@ -1,0 +1,357 @@
+"""Per-call option dataclasses.
+
+Every options class has a ``namespace`` field: ``None`` uses the client's
+default namespace, a string overrides it for that one call. Fields left at
+their defaults are not sent, so the server applies its own defaults.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Optional
+
+from .results import StreamID
+
+
+@dataclass
+class NamespaceOptions:
+    """Options for calls whose only setting is the namespace."""
+
+    namespace: Optional[str] = None
+
+
+# --- KV ---------------------------------------------------------------------
+
+
+@dataclass
+class GetOptions:
+    """Options for ``kv.get``.
+
+    ``block_ms``: ``None`` returns at once; ``0`` waits until the key exists
+    with no time limit; ``N`` waits at most N ms. The client never times out a
+    call while the server is legitimately waiting.
+    """
+
+    block_ms: Optional[int] = None
+    namespace: Optional[str] = None
+
+
+@dataclass
+class PutOptions:
+    """Options for ``kv.put``: expiry and write conditions."""
+
+    ttl_seconds: Optional[int] = None
+    cas_version: Optional[int] = None
+    if_not_exists: bool = False
+    if_exists: bool = False
+    namespace: Optional[str] = None
+
+
+@dataclass
+class DeleteOptions(NamespaceOptions):
+    """Options for ``kv.delete``."""
+
+
+@dataclass
+class ScanOptions:
+    """Options for ``kv.scan``. ``cursor`` is the opaque ``ScanResult.cursor`` of the previous page."""
+
+    cursor: Optional[bytes] = None
+    limit: Optional[int] = None
+    keys_only: bool = False
+    namespace: Optional[str] = None
+
+
+@dataclass
+class HistoryOptions:
+    """Options for ``kv.history``: at most ``limit`` versions (server default 10, max 64)."""
+
+    limit: Optional[int] = None
+    namespace: Optional[str] = None
+
+
+# --- Queues -----------------------------------------------------------------
+
+
+@dataclass
+class EnqueueOptions:
+    """Options for ``queue.enqueue``. Priority 0-255, higher is more urgent."""
+
+    priority: int = 0
+    delay_ms: Optional[int] = None
+    dedup_key: Optional[str] = None
+    namespace: Optional[str] = None
+
+
+@dataclass
+class DequeueOptions:
+    """Options for ``queue.dequeue``; ``block_ms`` follows the rules of :class:`GetOptions`."""
+
+    block_ms: Optional[int] = None
+    visibility_timeout_ms: Optional[int] = None
+    namespace: Optional[str] = None
+
+
+@dataclass
+class AckOptions(NamespaceOptions):
+    """Options for ``queue.ack``."""
+
+
+@dataclass
+class NackOptions:
+    """Options for ``queue.nack``: ``to_dlq`` dead-letters the messages at once."""
+
+    to_dlq: bool = False
+    namespace: Optional[str] = None
+
+
+@dataclass
+class DlqListOptions:
+    """Options for ``queue.dlq_list``."""
+
+    limit: int = 100
+    namespace: Optional[str] = None
+
+
+@dataclass
+class DlqRequeueOptions(NamespaceOptions):
+    """Options for ``queue.dlq_requeue``."""
+
+
+@dataclass
+class PeekOptions(NamespaceOptions):
+    """Options for ``queue.peek``."""
+
+
+@dataclass
+class QueueTouchOptions(NamespaceOptions):
+    """Options for ``queue.touch``."""
+
+
+@dataclass
+class QueueStatsOptions(NamespaceOptions):
+    """Options for ``queue.stats``."""
+
+
+# --- Streams ----------------------------------------------------------------
+
+
+class StreamStartMode(enum.Enum):
+    """Where ``stream.read`` starts.
+
+    BEGINNING (the default) reads from the first retained record; OFFSET from
+    the first record with offset >= ``offset``; TIMESTAMP from the earliest
+    record whose timestamp is >= ``timestamp``; TAIL returns the newest records
+    (or, when blocking, only records appended after the call).
+    """
+
+    BEGINNING = "beginning"
+    OFFSET = "offset"
+    TAIL = "tail"
+    TIMESTAMP = "timestamp"
+
+
+@dataclass
+class StreamAppendOptions:
+    """Options for ``stream.append``.
+
+    ``partition_key`` is stored with the record and returned as
+    ``StreamRecord.partition_key``; ``timestamp`` (Unix ms, > 0) replaces the
+    server clock. ``timestamp_ms`` is accepted as an alias of ``timestamp``.
+    """
+
+    partition_key: Optional[str] = None
+    timestamp: Optional[int] = None
+    namespace: Optional[str] = None
+    timestamp_ms: Optional[int] = None
+
+
+@dataclass
+class StreamReadOptions:
+    """Options for ``stream.read``.
+
+    Without ``start_mode`` the mode is inferred: OFFSET when ``offset`` is set,
+    TIMESTAMP when ``timestamp`` is set, otherwise BEGINNING. The upstream-style
+    fields ``start``/``end`` (:class:`StreamID`), ``tail`` and ``partition`` are
+    accepted too.
+    """
+
+    start_mode: Optional[StreamStartMode] = None
+    offset: Optional[int] = None
+    timestamp: Optional[int] = None
+    count: Optional[int] = None
+    block_ms: Optional[int] = None
+    namespace: Optional[str] = None
+    start: Optional[StreamID] = None
+    end: Optional[StreamID] = None
+    tail: bool = False
+    partition: Optional[int] = None
+
+
+@dataclass
+class StreamGroupReadOptions:
+    """Options for ``stream.group_read`` (server default count 10)."""
+
+    count: Optional[int] = None
+    block_ms: Optional[int] = None
+    namespace: Optional[str] = None
+
+
+@dataclass
+class StreamGroupOptions(NamespaceOptions):
+    """Options for ``stream.group_join``, ``group_leave`` and ``group_ack``."""
+
+
+@dataclass
+class StreamInfoOptions(NamespaceOptions):
+    """Options for ``stream.info``."""
+
+
+@dataclass
+class StreamTrimOptions:
+    """Options for ``stream.trim``: keep at most ``max_len`` records, drop records older
+    than ``max_age_seconds``, keep at most ``max_bytes`` bytes; ``dry_run`` only reports."""
+
+    max_len: Optional[int] = None
+    max_age_seconds: Optional[int] = None
+    max_bytes: Optional[int] = None
+    dry_run: bool = False
+    namespace: Optional[str] = None
+
+
+# --- Actions ----------------------------------------------------------------
+
+
+class ActionType(enum.IntEnum):
+    """How an action runs: USER actions are executed by external workers."""
+
+    USER = 0
+    WASM = 1
+
+
+@dataclass
+class ActionRegisterOptions:
+    """Options for ``action.register``."""
+
+    timeout_ms: int = 30000
+    max_retries: int = 3
+    description: Optional[str] = None
+    namespace: Optional[str] = None
+
+
+@dataclass
+class ActionInvokeOptions:
+    """Options for ``action.invoke``. Priority 0-255, higher first; an
+    ``idempotency_key`` makes repeated invokes return the first run."""
+
+    priority: int = 10
+    idempotency_key: Optional[str] = None
+    namespace: Optional[str] = None
+
+
+@dataclass
+class ActionStatusOptions(NamespaceOptions):
+    """Options for ``action.status``."""
+
+
+@dataclass
+class ActionListOptions:
+    """Options for ``action.list``."""
+
+    prefix: str = ""
+    limit: int = 100
+    namespace: Optional[str] = None
+
+
+@dataclass
+class ActionDeleteOptions(NamespaceOptions):
+    """Options for ``action.delete``."""
+
+
+# --- Workers ----------------------------------------------------------------
+
+
+@dataclass
+class WorkerRegisterOptions(NamespaceOptions):
+    """Options for ``worker.register``."""
+
+
+@dataclass
+class WorkerAwaitOptions:
+    """Options for ``worker.await_task``.
+
+    ``block_ms`` follows the rules of :class:`GetOptions` (``None``: do not
+    wait). ``timeout_ms`` > 0 overrides the action's lease for this claim.
+    """
+
+    block_ms: Optional[int] = None
+    timeout_ms: Optional[int] = None
+    namespace: Optional[str] = None
+
+
+@dataclass
+class WorkerTouchOptions:
+    """Options for ``worker.touch``: the lease becomes now + ``extend_ms``."""
+
+    extend_ms: int = 30000
+    namespace: Optional[str] = None
+
+
+@dataclass
+class WorkerCompleteOptions(NamespaceOptions):
+    """Options for ``worker.complete``."""
+
+
+@dataclass
+class WorkerFailOptions:
+    """Options for ``worker.fail``: ``retry=False`` makes the failure terminal."""
+
+    retry: bool = True
+    namespace: Optional[str] = None
+
+
+@dataclass
+class WorkerListOptions:
+    """Options for ``worker.list``."""
+
+    limit: int = 100
+    namespace: Optional[str] = None
+
+
+__all__ = [
+    "NamespaceOptions",
+    "GetOptions",
+    "PutOptions",
+    "DeleteOptions",
+    "ScanOptions",
+    "HistoryOptions",
+    "EnqueueOptions",
+    "DequeueOptions",
+    "AckOptions",
+    "NackOptions",
+    "DlqListOptions",
+    "DlqRequeueOptions",
+    "PeekOptions",
+    "QueueTouchOptions",
+    "QueueStatsOptions",
+    "StreamStartMode",
+    "StreamAppendOptions",
+    "StreamReadOptions",
+    "StreamGroupReadOptions",
+    "StreamGroupOptions",
+    "StreamInfoOptions",
+    "StreamTrimOptions",
+    "ActionType",
+    "ActionRegisterOptions",
+    "ActionInvokeOptions",
+    "ActionStatusOptions",
+    "ActionListOptions",
+    "ActionDeleteOptions",
+    "WorkerRegisterOptions",
+    "WorkerAwaitOptions",
+    "WorkerTouchOptions",
+    "WorkerCompleteOptions",
+    "WorkerFailOptions",
+    "WorkerListOptions",
+]

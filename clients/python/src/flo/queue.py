@@ -1,0 +1,98 @@
+"""Queue operations: ``client.queue``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Optional, Union
+
+from . import wire
+from ._util import BytesLike, name_bytes, namespace_of, seq_list, to_bytes
+from .options import (
+    AckOptions,
+    DequeueOptions,
+    DlqListOptions,
+    DlqRequeueOptions,
+    EnqueueOptions,
+    NackOptions,
+    PeekOptions,
+    QueueTouchOptions,
+)
+from .results import DequeueResult
+from .wire import OpCode, Tag
+
+if TYPE_CHECKING:
+    from .client import FloClient
+
+Seqs = Union[int, Iterable[int]]
+
+
+class QueueClient:
+    """Priority queues with leases (visibility timeouts), retries and a dead-letter queue."""
+
+    def __init__(self, client: "FloClient") -> None:
+        self._client = client
+
+    async def enqueue(
+        self, queue: str, payload: Union[str, BytesLike], options: Optional[EnqueueOptions] = None
+    ) -> int:
+        """Add a message and return its seq (the original seq for a held dedup key)."""
+        o = options or EnqueueOptions()
+        _, reply = await self._client.request(
+            OpCode.QUEUE_ENQUEUE, namespace_of(o), name_bytes(queue, "queue"), to_bytes(payload, "payload"),
+            wire.enqueue_options(o.priority, o.delay_ms, o.dedup_key),
+        )
+        return wire.decode_seq(reply)
+
+    async def dequeue(self, queue: str, count: int = 1, options: Optional[DequeueOptions] = None) -> DequeueResult:
+        """Lease up to ``count`` ready messages (highest priority first).
+
+        Each returned message is invisible to others until acked, nacked or
+        its visibility timeout passes. ``block_ms`` long-polls.
+        """
+        o = options or DequeueOptions()
+        _, reply = await self._client.request(
+            OpCode.QUEUE_DEQUEUE, namespace_of(o), name_bytes(queue, "queue"), b"",
+            wire.dequeue_options(count, o.visibility_timeout_ms, o.block_ms), block_ms=o.block_ms,
+        )
+        return DequeueResult(messages=wire.decode_message_list(reply))
+
+    async def ack(self, queue: str, seqs: Seqs, options: Optional[AckOptions] = None) -> None:
+        """Remove messages for good. Unknown seqs are ignored; an empty list sends nothing."""
+        await self._seq_op(OpCode.QUEUE_COMPLETE, queue, seqs, options, b"")
+
+    async def nack(self, queue: str, seqs: Seqs, options: Optional[NackOptions] = None) -> None:
+        """Give leased messages back for redelivery, or dead-letter them with ``to_dlq``."""
+        o = options or NackOptions()
+        opts = wire.Options().u8(Tag.SEND_TO_DLQ, 1).build() if o.to_dlq else b""
+        await self._seq_op(OpCode.QUEUE_FAIL, queue, seqs, o, opts)
+
+    async def touch(self, queue: str, seqs: Seqs, options: Optional[QueueTouchOptions] = None) -> None:
+        """Renew leases: each deadline becomes now + the message's visibility timeout."""
+        await self._seq_op(OpCode.QUEUE_TOUCH, queue, seqs, options, b"")
+
+    async def dlq_list(self, queue: str, options: Optional[DlqListOptions] = None) -> DequeueResult:
+        """List dead-lettered messages, oldest first."""
+        o = options or DlqListOptions()
+        _, reply = await self._client.request(
+            OpCode.QUEUE_DLQ_LIST, namespace_of(o), name_bytes(queue, "queue"), b"",
+            wire.Options().u32(Tag.LIMIT, o.limit).build(), idempotent=True,
+        )
+        return DequeueResult(messages=wire.decode_message_list(reply))
+
+    async def dlq_requeue(self, queue: str, seqs: Seqs, options: Optional[DlqRequeueOptions] = None) -> None:
+        """Move dead-lettered messages back to ready (same seq, delivery count reset)."""
+        await self._seq_op(OpCode.QUEUE_DLQ_REQUEUE, queue, seqs, options, b"")
+
+    async def peek(self, queue: str, count: int = 1, options: Optional[PeekOptions] = None) -> DequeueResult:
+        """Return up to ``count`` ready messages without leasing them."""
+        _, reply = await self._client.request(
+            OpCode.QUEUE_PEEK, namespace_of(options), name_bytes(queue, "queue"), b"",
+            wire.Options().u32(Tag.COUNT, count).build(), idempotent=True,
+        )
+        return DequeueResult(messages=wire.decode_message_list(reply))
+
+    async def _seq_op(self, op: int, queue: str, seqs: Seqs, options: object, opts: bytes) -> None:
+        s = seq_list(seqs)
+        name = name_bytes(queue, "queue")
+        if not s:
+            return
+        await self._client.request(op, namespace_of(options), name, wire.encode_seq_list(s), opts)

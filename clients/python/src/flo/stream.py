@@ -1,0 +1,160 @@
+"""Stream operations: ``client.stream``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Optional, Union
+
+from . import wire
+from ._util import BytesLike, name_bytes, namespace_of, seq_list, to_bytes
+from .errors import ValidationError
+from .options import (
+    StreamAppendOptions,
+    StreamGroupOptions,
+    StreamGroupReadOptions,
+    StreamInfoOptions,
+    StreamReadOptions,
+    StreamStartMode,
+    StreamTrimOptions,
+)
+from .results import StreamAppendResult, StreamID, StreamInfo, StreamReadResult, StreamTrimResult
+from .wire import OpCode, Status
+
+if TYPE_CHECKING:
+    from .client import FloClient
+
+Offsets = Union[int, StreamID, Iterable[Union[int, StreamID]]]
+
+
+def read_position(o: StreamReadOptions) -> tuple[bool, Optional[StreamID]]:
+    """Map read options to (tail flag, STREAM_START id) as flo expects them.
+
+    OFFSET → ``StreamID(0, offset)``; TIMESTAMP → ``StreamID(timestamp, 0)``;
+    TAIL → the tail flag; BEGINNING → neither. Without ``start_mode`` the mode
+    is inferred from which of ``offset``/``timestamp`` is set; an explicit
+    upstream-style ``start`` wins over both.
+    """
+    mode = o.start_mode
+    if isinstance(mode, str):
+        mode = StreamStartMode(mode.lower())
+    if mode is None:
+        if o.tail:
+            mode = StreamStartMode.TAIL
+        elif o.offset is not None:
+            mode = StreamStartMode.OFFSET
+        elif o.timestamp is not None:
+            mode = StreamStartMode.TIMESTAMP
+        else:
+            mode = StreamStartMode.BEGINNING
+    tail = o.tail or mode is StreamStartMode.TAIL
+    start = o.start
+    if start is None and not tail:
+        if mode is StreamStartMode.OFFSET:
+            start = StreamID.from_sequence(o.offset or 0)
+        elif mode is StreamStartMode.TIMESTAMP:
+            start = StreamID.from_timestamp(o.timestamp or 0)
+    return tail, start
+
+
+class StreamClient:
+    """Append-only logs with offsets, timestamp reads and consumer groups."""
+
+    def __init__(self, client: "FloClient") -> None:
+        self._client = client
+
+    async def append(
+        self, stream: str, payload: Union[str, BytesLike], options: Optional[StreamAppendOptions] = None
+    ) -> StreamAppendResult:
+        """Append a record; returns its offset and timestamp."""
+        o = options or StreamAppendOptions()
+        ts = o.timestamp if o.timestamp is not None else o.timestamp_ms
+        _, reply = await self._client.request(
+            OpCode.STREAM_APPEND, namespace_of(o), name_bytes(stream, "stream"), to_bytes(payload, "payload"),
+            wire.stream_append_options(o.partition_key, ts), allow=(Status.NOT_FOUND,),
+        )
+        return wire.decode_stream_append_result(reply)
+
+    async def read(self, stream: str, options: Optional[StreamReadOptions] = None) -> StreamReadResult:
+        """Read records in ascending offset order (see :class:`StreamStartMode`)."""
+        o = options or StreamReadOptions()
+        tail, start = read_position(o)
+        opts = wire.stream_read_options(
+            tail=tail,
+            start=start.to_bytes() if start is not None else None,
+            end=o.end.to_bytes() if o.end is not None else None,
+            partition=o.partition,
+            count=o.count,
+            block_ms=o.block_ms,
+        )
+        _, reply = await self._client.request(
+            OpCode.STREAM_READ, namespace_of(o), name_bytes(stream, "stream"), b"", opts,
+            block_ms=o.block_ms, allow=(Status.NOT_FOUND,), idempotent=o.block_ms is None,
+        )
+        return StreamReadResult(records=wire.decode_record_list(reply))
+
+    async def info(self, stream: str, options: Optional[StreamInfoOptions] = None) -> StreamInfo:
+        """Return first/last offset, record count and size (zeros for an unknown stream)."""
+        _, reply = await self._client.request(
+            OpCode.STREAM_INFO, namespace_of(options), name_bytes(stream, "stream"),
+            allow=(Status.NOT_FOUND,), idempotent=True,
+        )
+        return wire.decode_stream_info(reply)
+
+    async def trim(self, stream: str, options: Optional[StreamTrimOptions] = None) -> StreamTrimResult:
+        """Drop old records by count, age or size; ``dry_run`` only reports."""
+        o = options or StreamTrimOptions()
+        _, reply = await self._client.request(
+            OpCode.STREAM_TRIM, namespace_of(o), name_bytes(stream, "stream"), b"",
+            wire.stream_trim_options(o.max_len, o.max_age_seconds, o.max_bytes, o.dry_run),
+            allow=(Status.NOT_FOUND,),
+        )
+        return wire.decode_stream_trim_result(reply)
+
+    async def group_join(
+        self, stream: str, group: str, consumer: str, options: Optional[StreamGroupOptions] = None
+    ) -> None:
+        """Join ``consumer`` to ``group`` (creating the group at the start of the stream)."""
+        await self._client.request(
+            OpCode.STREAM_GROUP_JOIN, namespace_of(options), name_bytes(stream, "stream"),
+            wire.encode_group_consumer(_req(group, "group"), _req(consumer, "consumer")), allow=(Status.NOT_FOUND,),
+        )
+
+    async def group_leave(
+        self, stream: str, group: str, consumer: str, options: Optional[StreamGroupOptions] = None
+    ) -> None:
+        """Remove ``consumer``; its pending records become redeliverable at once."""
+        await self._client.request(
+            OpCode.STREAM_GROUP_LEAVE, namespace_of(options), name_bytes(stream, "stream"),
+            wire.encode_group_consumer(_req(group, "group"), _req(consumer, "consumer")), allow=(Status.NOT_FOUND,),
+        )
+
+    async def group_read(
+        self, stream: str, group: str, consumer: str, options: Optional[StreamGroupReadOptions] = None
+    ) -> StreamReadResult:
+        """Read records for ``consumer``: expired pending entries first, then new records."""
+        o = options or StreamGroupReadOptions()
+        _, reply = await self._client.request(
+            OpCode.STREAM_GROUP_READ, namespace_of(o), name_bytes(stream, "stream"),
+            wire.encode_group_consumer(_req(group, "group"), _req(consumer, "consumer")),
+            wire.group_read_options(o.count, o.block_ms), block_ms=o.block_ms, allow=(Status.NOT_FOUND,),
+        )
+        return StreamReadResult(records=wire.decode_record_list(reply))
+
+    async def group_ack(
+        self, stream: str, group: str, offsets: Offsets, options: Optional[StreamGroupOptions] = None
+    ) -> None:
+        """Acknowledge records for ``group``; unknown offsets are ignored, an empty list sends nothing."""
+        s = seq_list(offsets)
+        name = name_bytes(stream, "stream")
+        g = _req(group, "group")
+        if not s:
+            return
+        await self._client.request(
+            OpCode.STREAM_GROUP_ACK, namespace_of(options), name, wire.encode_group_ack(g, s),
+            allow=(Status.NOT_FOUND,),
+        )
+
+
+def _req(value: str, what: str) -> str:
+    if not value:
+        raise ValidationError(f"{what} must not be empty")
+    return value

@@ -1,0 +1,436 @@
+"""Worker operations (``client.worker``) and the high-level :class:`Worker`.
+
+``client.worker`` is the raw protocol: register, await_task, complete, fail,
+touch, list. :class:`Worker` builds a task runner on top of it::
+
+    worker = Worker(client, "resizer-1", concurrency=4)
+
+    @worker.action("resize-image")
+    async def resize(ctx: ActionContext) -> bytes:
+        return do_resize(ctx.input)
+
+    await worker.start()
+    ...
+    await worker.stop()          # stops polling, lets running handlers finish
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import os
+import random
+import socket
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Sequence, Union
+
+from . import wire
+from ._util import BytesLike, name_bytes, namespace_of, to_bytes
+from .errors import ConflictError, FloError, NonRetryableError, NotFoundError, ValidationError
+from .options import (
+    ActionRegisterOptions,
+    ActionType,
+    WorkerAwaitOptions,
+    WorkerCompleteOptions,
+    WorkerFailOptions,
+    WorkerListOptions,
+    WorkerRegisterOptions,
+    WorkerTouchOptions,
+)
+from .results import TaskAssignment, WorkerAwaitResult, WorkerInfo
+from .wire import OpCode
+
+if TYPE_CHECKING:
+    from .client import FloClient
+
+logger = logging.getLogger("flo.worker")
+
+
+class WorkerClient:
+    """Low-level worker calls. Task types are action names; a task ID is a run ID."""
+
+    def __init__(self, client: "FloClient") -> None:
+        self._client = client
+
+    async def register(
+        self, worker_id: str, task_types: Sequence[str], options: Optional[WorkerRegisterOptions] = None
+    ) -> None:
+        """Create or replace the worker record for ``worker_id``."""
+        await self._client.request(
+            OpCode.WORKER_REGISTER, namespace_of(options), name_bytes(worker_id, "worker id"),
+            wire.encode_worker_register(list(task_types)),
+        )
+
+    async def await_task(
+        self, worker_id: str, task_types: Sequence[str], options: Optional[WorkerAwaitOptions] = None
+    ) -> WorkerAwaitResult:
+        """Claim the best claimable run of any of ``task_types``.
+
+        ``block_ms`` None returns at once; 0 waits without limit; N waits at most
+        N ms. ``result.task`` is ``None`` when nothing was claimed.
+        """
+        o = options or WorkerAwaitOptions()
+        if isinstance(task_types, str):
+            task_types = [task_types]
+        _, reply = await self._client.request(
+            OpCode.WORKER_AWAIT, namespace_of(o), name_bytes(worker_id, "worker id"),
+            wire.encode_task_types(list(task_types)), wire.worker_await_options(o.block_ms, o.timeout_ms),
+            block_ms=o.block_ms,
+        )
+        return WorkerAwaitResult(task=wire.decode_task_assignment(reply))
+
+    async def touch(self, worker_id: str, task_id: str, options: Optional[WorkerTouchOptions] = None) -> None:
+        """Extend the task's lease to now + ``extend_ms`` (ConflictError if this worker does not hold it)."""
+        o = options or WorkerTouchOptions()
+        await self._client.request(
+            OpCode.WORKER_TOUCH, namespace_of(o), name_bytes(worker_id, "worker id"),
+            wire.encode_worker_touch(task_id, o.extend_ms),
+        )
+
+    async def complete(
+        self,
+        worker_id: str,
+        task_id: str,
+        result: Union[str, BytesLike] = b"",
+        options: Optional[WorkerCompleteOptions] = None,
+    ) -> None:
+        """Record the run's result; the first terminal report wins."""
+        await self._client.request(
+            OpCode.WORKER_COMPLETE, namespace_of(options), name_bytes(worker_id, "worker id"),
+            wire.encode_worker_complete(task_id, to_bytes(result, "result")),
+        )
+
+    async def fail(
+        self, worker_id: str, task_id: str, error: str = "", options: Optional[WorkerFailOptions] = None
+    ) -> None:
+        """Fail the current attempt; with ``retry`` (the default) the run is retried if attempts remain."""
+        o = options or WorkerFailOptions()
+        await self._client.request(
+            OpCode.WORKER_FAIL, namespace_of(o), name_bytes(worker_id, "worker id"),
+            wire.encode_worker_fail(task_id, str(error)), wire.worker_fail_options(o.retry),
+        )
+
+    async def list(self, options: Optional[WorkerListOptions] = None) -> list[WorkerInfo]:
+        """Return the namespace's registered workers."""
+        o = options or WorkerListOptions()
+        _, reply = await self._client.request(
+            OpCode.WORKER_LIST, namespace_of(o), b"", wire.encode_worker_list_request(o.limit), idempotent=True
+        )
+        return wire.decode_worker_list(reply)
+
+
+# --- High-level worker ---------------------------------------------------------
+
+
+class ActionContext:
+    """What a :class:`Worker` handler receives: the task plus lease control."""
+
+    def __init__(self, worker: "Worker", task: TaskAssignment) -> None:
+        self.worker = worker
+        self.task = task
+
+    @property
+    def task_id(self) -> str:
+        """The run ID."""
+        return self.task.task_id
+
+    @property
+    def run_id(self) -> str:
+        """The run ID (same as ``task_id``)."""
+        return self.task.task_id
+
+    @property
+    def action_name(self) -> str:
+        """The action (task type) being run."""
+        return self.task.action_name
+
+    @property
+    def input(self) -> bytes:
+        """The invoke input."""
+        return self.task.input
+
+    @property
+    def payload(self) -> bytes:
+        """Upstream name of ``input``."""
+        return self.task.input
+
+    @property
+    def attempt(self) -> int:
+        """Attempt number, from 1."""
+        return self.task.attempt
+
+    def json(self) -> Any:
+        """Decode the input as JSON."""
+        return json.loads(self.task.input or b"null")
+
+    async def touch(self, extend_ms: Optional[int] = None) -> None:
+        """Extend the lease now (the Worker also does this on its own while the handler runs)."""
+        await self.worker.client.worker.touch(
+            self.worker.worker_id,
+            self.task.task_id,
+            WorkerTouchOptions(extend_ms=extend_ms or self.worker.lease_ms, namespace=self.worker.namespace),
+        )
+
+
+Handler = Callable[[ActionContext], Union[Awaitable[Any], Any]]
+
+
+def encode_output(value: Any) -> bytes:
+    """Turn a handler's return value into result bytes: bytes as-is, str as UTF-8, None as empty, else JSON."""
+    if value is None:
+        return b""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return json.dumps(value).encode("utf-8")
+
+
+class Worker:
+    """Runs handlers for actions: registers, long-polls, executes, reports.
+
+    * ``@worker.action(name)`` registers a handler (async or plain function
+      taking an :class:`ActionContext`). On start each action is registered
+      (type USER, with the options given to the decorator or the defaults),
+      then the worker itself.
+    * Up to ``concurrency`` handlers run at once; the worker only claims a
+      task when it has a free slot.
+    * While a handler runs its lease is extended every ``lease_ms / 3`` ms
+      (claims are made with a ``lease_ms`` lease).
+    * A handler's return value completes the task; an exception fails it with
+      retry, unless it is a :class:`NonRetryableError`.
+    * ``stop()`` stops claiming, cancels the parked poll (the server cancels it
+      without handing out a task) and waits for running handlers to finish.
+    """
+
+    def __init__(
+        self,
+        client: "FloClient",
+        worker_id: Optional[str] = None,
+        *,
+        concurrency: int = 10,
+        namespace: Optional[str] = None,
+        block_ms: int = 30000,
+        lease_ms: int = 30000,
+        register_actions: bool = True,
+    ) -> None:
+        if concurrency < 1:
+            raise ValidationError("concurrency must be >= 1")
+        self.client = client
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{random.randrange(1 << 32):08x}"
+        self.concurrency = concurrency
+        self.namespace = namespace
+        self.block_ms = block_ms
+        self.lease_ms = lease_ms
+        self.register_actions = register_actions
+        self._handlers: dict[str, Handler] = {}
+        self._action_options: dict[str, Optional[ActionRegisterOptions]] = {}
+        self._running: set[asyncio.Task[None]] = set()
+        self._run_task: Optional[asyncio.Task[None]] = None
+        self._poll: Optional[asyncio.Task[WorkerAwaitResult]] = None
+        self._stopping: Optional[asyncio.Event] = None
+        self.completed = 0
+        self.failed = 0
+
+    # --- handler registration ---
+
+    def action(self, name: str, options: Optional[ActionRegisterOptions] = None) -> Callable[[Handler], Handler]:
+        """Decorator: handle tasks of action ``name``."""
+
+        def deco(fn: Handler) -> Handler:
+            self.register_handler(name, fn, options)
+            return fn
+
+        return deco
+
+    def register_handler(self, name: str, fn: Handler, options: Optional[ActionRegisterOptions] = None) -> None:
+        """Handle tasks of action ``name`` with ``fn`` (what the decorator calls)."""
+        if not name:
+            raise ValidationError("action name must not be empty")
+        self._handlers[name] = fn
+        self._action_options[name] = options
+
+    @property
+    def actions(self) -> list[str]:
+        """Names of the handled actions."""
+        return list(self._handlers)
+
+    @property
+    def in_flight(self) -> int:
+        """Handlers running now."""
+        return len(self._running)
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        """Register actions and the worker, then run the poll loop in the background."""
+        if self._run_task is not None and not self._run_task.done():
+            return
+        await self._setup()
+        self._run_task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def run(self) -> None:
+        """Register, then poll and execute until :meth:`stop` is called."""
+        await self.start()
+        assert self._run_task is not None
+        await asyncio.shield(self._run_task)
+
+    async def stop(self, timeout: Optional[float] = None) -> None:
+        """Stop claiming tasks and wait for running handlers.
+
+        Handlers still running after ``timeout`` seconds are cancelled; their
+        tasks are failed with retry so another worker picks them up.
+        """
+        if self._stopping is None:
+            self._stopping = asyncio.Event()
+        self._stopping.set()
+        if self._poll is not None and not self._poll.done():
+            self._poll.cancel()
+        if self._run_task is not None:
+            await asyncio.wait([self._run_task])
+        if self._running:
+            done, pending = await asyncio.wait(set(self._running), timeout=timeout)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    async def __aenter__(self) -> "Worker":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- internals ---
+
+    async def _setup(self) -> None:
+        if not self._handlers:
+            raise ValidationError("worker has no actions; add one with @worker.action(name)")
+        if self._stopping is None or self._stopping.is_set():
+            self._stopping = asyncio.Event()
+        if self.register_actions:
+            for name, opts in self._action_options.items():
+                o = opts or ActionRegisterOptions()
+                if o.namespace is None and self.namespace is not None:
+                    o = ActionRegisterOptions(o.timeout_ms, o.max_retries, o.description, self.namespace)
+                await self.client.action.register(name, ActionType.USER, o)
+        await self.client.worker.register(
+            self.worker_id, self.actions, WorkerRegisterOptions(namespace=self.namespace)
+        )
+
+    async def _loop(self) -> None:
+        assert self._stopping is not None
+        stopping = self._stopping
+        slots = asyncio.Semaphore(self.concurrency)
+        backoff = 0.05
+        while not stopping.is_set():
+            await slots.acquire()
+            if stopping.is_set():
+                slots.release()
+                break
+            opts = WorkerAwaitOptions(block_ms=self.block_ms, timeout_ms=self.lease_ms, namespace=self.namespace)
+            self._poll = asyncio.get_running_loop().create_task(
+                self.client.worker.await_task(self.worker_id, self.actions, opts)
+            )
+            try:
+                result = await self._poll
+            except asyncio.CancelledError:
+                slots.release()
+                if stopping.is_set():
+                    break
+                raise
+            except FloError as e:
+                slots.release()
+                logger.warning("worker %s: await_task failed: %s; retrying", self.worker_id, e)
+                try:
+                    await asyncio.wait_for(stopping.wait(), backoff * (0.5 + random.random()))
+                except asyncio.TimeoutError:
+                    pass
+                backoff = min(backoff * 2, 5.0)
+                continue
+            finally:
+                self._poll = None
+            backoff = 0.05
+            if result.task is None:
+                slots.release()
+                continue
+            t = asyncio.get_running_loop().create_task(self._execute(result.task, slots))
+            self._running.add(t)
+            t.add_done_callback(self._running.discard)
+
+    async def _execute(self, task: TaskAssignment, slots: asyncio.Semaphore) -> None:
+        keepalive = asyncio.get_running_loop().create_task(self._keep_alive(task))
+        try:
+            handler = self._handlers.get(task.action_name)
+            try:
+                if handler is None:
+                    raise NonRetryableError(f"no handler for action {task.action_name!r}")
+                ctx = ActionContext(self, task)
+                if inspect.iscoroutinefunction(handler):
+                    out = await handler(ctx)
+                else:
+                    out = await asyncio.to_thread(handler, ctx)
+                    if inspect.isawaitable(out):
+                        out = await out
+                output = encode_output(out)
+            except asyncio.CancelledError:
+                await asyncio.shield(self._report_fail(task, "worker stopped before the handler finished", True))
+                raise
+            except NonRetryableError as e:
+                await self._report_fail(task, str(e) or type(e).__name__, False)
+            except Exception as e:  # noqa: BLE001 - any handler failure fails the task
+                await self._report_fail(task, f"{type(e).__name__}: {e}", True)
+            else:
+                await self._report(
+                    lambda: self.client.worker.complete(
+                        self.worker_id, task.task_id, output, WorkerCompleteOptions(namespace=self.namespace)
+                    ),
+                    task,
+                    "complete",
+                )
+                self.completed += 1
+        finally:
+            keepalive.cancel()
+            slots.release()
+
+    async def _report_fail(self, task: TaskAssignment, error: str, retry: bool) -> None:
+        self.failed += 1
+        await self._report(
+            lambda: self.client.worker.fail(
+                self.worker_id, task.task_id, error, WorkerFailOptions(retry=retry, namespace=self.namespace)
+            ),
+            task,
+            "fail",
+        )
+
+    async def _report(self, call: Callable[[], Awaitable[None]], task: TaskAssignment, what: str) -> None:
+        """Send a terminal report, retrying transport failures a few times."""
+        for attempt in range(5):
+            try:
+                await call()
+                return
+            except (ConflictError, NotFoundError) as e:
+                logger.warning("worker %s: %s of task %s rejected: %s", self.worker_id, what, task.task_id, e)
+                return
+            except FloError as e:
+                logger.warning("worker %s: %s of task %s failed (%s); retrying", self.worker_id, what, task.task_id, e)
+                await asyncio.sleep(0.1 * (2**attempt) * (0.5 + random.random()))
+        logger.error("worker %s: giving up on %s of task %s", self.worker_id, what, task.task_id)
+
+    async def _keep_alive(self, task: TaskAssignment) -> None:
+        interval = max(self.lease_ms / 3000.0, 0.05)
+        opts = WorkerTouchOptions(extend_ms=self.lease_ms, namespace=self.namespace)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.client.worker.touch(self.worker_id, task.task_id, opts)
+            except (ConflictError, NotFoundError) as e:
+                logger.warning("worker %s: lost the lease of task %s: %s", self.worker_id, task.task_id, e)
+                return
+            except FloError as e:
+                logger.warning("worker %s: touch of task %s failed: %s", self.worker_id, task.task_id, e)
+
+
+__all__ = ["WorkerClient", "Worker", "ActionContext", "Handler", "encode_output"]

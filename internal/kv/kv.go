@@ -1,0 +1,355 @@
+// Package kv is the versioned key-value store: per-key versions starting at
+// 1, TTL, compare-and-swap, if-(not-)exists, blocking get, prefix scan with a
+// resume cursor, and the newest 64 versions of history.
+//
+// Storage layout (all under the 'k' and 'h' prefixes):
+//
+//	'k' ns 0x00 key                    -> [version:u64][written_ms:i64][expires_ms:i64][deleted:u8][value]
+//	'h' ns 0x00 [key_len:u32] key ^ver -> [written_ms:i64][value]
+//
+// The current record is kept even after a delete (as a tombstone), so
+// versions never go back. History keys end in the bitwise complement of the
+// version, big-endian, so a forward scan lists newest first. Expired keys are
+// absent to every reader (checked against the reader's clock, or the command
+// time inside Apply); they are not removed eagerly.
+package kv
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+
+	"github.com/floruntime/flo/internal/command"
+	"github.com/floruntime/flo/internal/storage"
+	"github.com/floruntime/flo/wire"
+)
+
+// Limits of the KV store (SEMANTICS §8.2).
+const (
+	MaxKeyBytes      = 64 << 10
+	MaxValueBytes    = 16 << 20
+	HistoryKept      = 64
+	HistoryDefault   = 10
+	ScanLimitDefault = 100
+	ScanLimitMax     = 1000
+)
+
+// Machine is the KV state machine. It keeps no in-memory state: every read
+// goes to storage, so it needs no lock.
+type Machine struct {
+	db storage.Reader
+}
+
+// New returns a KV machine reading committed state from db.
+func New(db storage.Reader) *Machine { return &Machine{db: db} }
+
+// Handlers implements fsm.Machine.
+func (m *Machine) Handlers() map[wire.Op]command.Handler {
+	return map[wire.Op]command.Handler{
+		wire.OpKVPut:     {Kind: command.Write},
+		wire.OpKVDelete:  {Kind: command.Write},
+		wire.OpKVGet:     {Kind: command.Read, Read: m.get, WaitKeys: waitKeys},
+		wire.OpKVScan:    {Kind: command.Read, Read: m.scan},
+		wire.OpKVHistory: {Kind: command.Read, Read: m.history},
+	}
+}
+
+// Load implements fsm.Machine; KV has no in-memory index.
+func (m *Machine) Load(storage.Reader) error { return nil }
+
+// NextDue implements fsm.Machine; expiry is applied lazily, and a blocking
+// get does not wake on expiry, so KV schedules nothing.
+func (m *Machine) NextDue() int64 { return 0 }
+
+// Apply implements fsm.Machine.
+func (m *Machine) Apply(cmd *command.Command, b storage.Batch) command.Result {
+	switch wire.Op(cmd.Op) {
+	case wire.OpKVPut:
+		return put(cmd, b)
+	case wire.OpKVDelete:
+		return del(cmd, b)
+	}
+	return command.Result{}
+}
+
+// WaitKey is the key a blocking get on (ns, key) parks under.
+func WaitKey(ns string, key []byte) string {
+	return "kv\x00" + ns + "\x00" + string(key)
+}
+
+func waitKeys(cmd *command.Command) []string {
+	return []string{WaitKey(cmd.Namespace, cmd.Key)}
+}
+
+// record is the decoded current state of a key.
+type record struct {
+	version   uint64
+	writtenMs int64
+	expiresMs int64 // 0 = never
+	deleted   bool
+	value     []byte
+}
+
+func (r *record) live(nowMs int64) bool {
+	return !r.deleted && (r.expiresMs == 0 || nowMs < r.expiresMs)
+}
+
+func (r *record) encode() []byte {
+	out := make([]byte, 0, 25+len(r.value))
+	out = binary.LittleEndian.AppendUint64(out, r.version)
+	out = binary.LittleEndian.AppendUint64(out, uint64(r.writtenMs))
+	out = binary.LittleEndian.AppendUint64(out, uint64(r.expiresMs))
+	d := byte(0)
+	if r.deleted {
+		d = 1
+	}
+	out = append(out, d)
+	return append(out, r.value...)
+}
+
+var errCorrupt = errors.New("kv: corrupt record")
+
+func decodeRecord(b []byte) (record, error) {
+	if len(b) < 25 {
+		return record{}, errCorrupt
+	}
+	return record{
+		version:   binary.LittleEndian.Uint64(b[0:8]),
+		writtenMs: int64(binary.LittleEndian.Uint64(b[8:16])),
+		expiresMs: int64(binary.LittleEndian.Uint64(b[16:24])),
+		deleted:   b[24] != 0,
+		value:     b[25:],
+	}, nil
+}
+
+func currentKey(ns string, key []byte) []byte {
+	k := make([]byte, 0, 2+len(ns)+len(key))
+	k = append(k, 'k')
+	k = append(k, ns...)
+	k = append(k, 0)
+	return append(k, key...)
+}
+
+func historyPrefix(ns string, key []byte) []byte {
+	k := make([]byte, 0, 6+len(ns)+len(key)+8)
+	k = append(k, 'h')
+	k = append(k, ns...)
+	k = append(k, 0)
+	k = binary.BigEndian.AppendUint32(k, uint32(len(key)))
+	return append(k, key...)
+}
+
+func historyKey(prefix []byte, version uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), ^version)
+}
+
+// load reads the current record of a key; ok is false if it was never written.
+func load(r storage.Reader, ns string, key []byte) (rec record, ok bool, err error) {
+	v, err := r.Get(currentKey(ns, key))
+	if errors.Is(err, storage.ErrNotFound) {
+		return record{}, false, nil
+	}
+	if err != nil {
+		return record{}, false, err
+	}
+	rec, err = decodeRecord(v)
+	return rec, err == nil, err
+}
+
+func validateKey(key []byte) error {
+	if len(key) == 0 {
+		return wire.Errorf(wire.StatusBadRequest, "key must not be empty")
+	}
+	if len(key) > MaxKeyBytes {
+		return wire.Errorf(wire.StatusBadRequest, "key is %d bytes, over the %d-byte limit", len(key), MaxKeyBytes)
+	}
+	return nil
+}
+
+func internal(err error) command.Result {
+	return command.Fail(wire.Errorf(wire.StatusInternal, "kv: %v", err))
+}
+
+func put(cmd *command.Command, b storage.Batch) command.Result {
+	if err := validateKey(cmd.Key); err != nil {
+		return command.Fail(err)
+	}
+	if len(cmd.Value) > MaxValueBytes {
+		return command.Fail(wire.Errorf(wire.StatusBadRequest, "value is %d bytes, over the %d-byte limit", len(cmd.Value), MaxValueBytes))
+	}
+	o := cmd.Options
+	ttl, _ := o.Uint(wire.TagTTLSeconds)
+	cas, hasCAS := o.Uint(wire.TagCASVersion)
+	nx, xx := o.Has(wire.TagIfNotExists), o.Has(wire.TagIfExists)
+	if nx && xx {
+		return command.Fail(wire.Errorf(wire.StatusBadRequest, "if_not_exists and if_exists cannot be combined"))
+	}
+	if nx && hasCAS {
+		return command.Fail(wire.Errorf(wire.StatusBadRequest, "cas_version and if_not_exists cannot be combined"))
+	}
+	if ttl > 100*365*24*3600 {
+		return command.Fail(wire.Errorf(wire.StatusBadRequest, "ttl_seconds %d is out of range", ttl))
+	}
+	nowMs := cmd.TimeMs()
+	cur, exists, err := load(b, cmd.Namespace, cmd.Key)
+	if err != nil {
+		return internal(err)
+	}
+	live := exists && cur.live(nowMs)
+	switch {
+	case nx && live:
+		return command.Fail(wire.Errorf(wire.StatusConflict, "key exists"))
+	case xx && !live:
+		return command.Fail(wire.Errorf(wire.StatusConflict, "key does not exist"))
+	case hasCAS && cas == 0 && live:
+		return command.Fail(wire.Errorf(wire.StatusConflict, "cas_version 0 requires the key to be absent; it is at version %d", cur.version))
+	case hasCAS && cas > 0 && (!live || cur.version != cas):
+		if !live {
+			return command.Fail(wire.Errorf(wire.StatusConflict, "cas_version %d: key does not exist", cas))
+		}
+		return command.Fail(wire.Errorf(wire.StatusConflict, "cas_version %d does not match current version %d", cas, cur.version))
+	}
+	rec := record{version: cur.version + 1, writtenMs: nowMs, value: cmd.Value}
+	if ttl > 0 {
+		rec.expiresMs = nowMs + int64(ttl)*1000
+	}
+	b.Set(currentKey(cmd.Namespace, cmd.Key), rec.encode())
+	hp := historyPrefix(cmd.Namespace, cmd.Key)
+	hv := make([]byte, 0, 8+len(cmd.Value))
+	hv = binary.LittleEndian.AppendUint64(hv, uint64(nowMs))
+	b.Set(historyKey(hp, rec.version), append(hv, cmd.Value...))
+	trimHistory(b, hp, rec.version)
+	return command.Result{
+		Body: binary.LittleEndian.AppendUint64(nil, rec.version),
+		Wake: []string{WaitKey(cmd.Namespace, cmd.Key)},
+	}
+}
+
+// trimHistory drops the version that falls out of the kept window. Every
+// version number is used exactly once, so deleting one per write keeps the
+// window at HistoryKept numbers.
+func trimHistory(b storage.Batch, prefix []byte, version uint64) {
+	if version > HistoryKept {
+		b.Delete(historyKey(prefix, version-HistoryKept))
+	}
+}
+
+func del(cmd *command.Command, b storage.Batch) command.Result {
+	if err := validateKey(cmd.Key); err != nil {
+		return command.Fail(err)
+	}
+	cur, exists, err := load(b, cmd.Namespace, cmd.Key)
+	if err != nil {
+		return internal(err)
+	}
+	if !exists || !cur.live(cmd.TimeMs()) {
+		return command.Fail(wire.Errorf(wire.StatusNotFound, "key not found"))
+	}
+	tomb := record{version: cur.version + 1, writtenMs: cmd.TimeMs(), deleted: true}
+	b.Set(currentKey(cmd.Namespace, cmd.Key), tomb.encode())
+	trimHistory(b, historyPrefix(cmd.Namespace, cmd.Key), tomb.version)
+	return command.Result{}
+}
+
+func (m *Machine) get(cmd *command.Command) command.Result {
+	if err := validateKey(cmd.Key); err != nil {
+		return command.Fail(err)
+	}
+	rec, ok, err := load(m.db, cmd.Namespace, cmd.Key)
+	if err != nil {
+		return internal(err)
+	}
+	if !ok || !rec.live(cmd.TimeMs()) {
+		return command.Result{Err: wire.Errorf(wire.StatusNotFound, "key not found"), Empty: true}
+	}
+	return command.Reply(rec.value)
+}
+
+// cursorVersion prefixes every scan cursor so its format can change later.
+const cursorVersion = 1
+
+func (m *Machine) scan(cmd *command.Command) command.Result {
+	prefix := cmd.Key
+	limit := ScanLimitDefault
+	if l, ok := cmd.Options.Uint(wire.TagLimit); ok && l > 0 {
+		limit = int(min(l, ScanLimitMax))
+	}
+	keysOnly := cmd.Options.Flag(wire.TagKeysOnly)
+	base := currentKey(cmd.Namespace, nil)
+	lower := append(append([]byte(nil), base...), prefix...)
+	upper := storage.PrefixEnd(lower)
+	if len(cmd.Value) > 0 {
+		c := cmd.Value
+		if c[0] != cursorVersion || !bytes.HasPrefix(c[1:], prefix) {
+			return command.Fail(wire.Errorf(wire.StatusBadRequest, "unreadable scan cursor"))
+		}
+		// Resume strictly after the cursor's key.
+		lower = append(append(append([]byte(nil), base...), c[1:]...), 0)
+	}
+	nowMs := cmd.TimeMs()
+	var page wire.ScanPage
+	var iterErr error
+	err := m.db.Iterate(lower, upper, false, func(k, v []byte) bool {
+		rec, err := decodeRecord(v)
+		if err != nil {
+			iterErr = err
+			return false
+		}
+		if !rec.live(nowMs) {
+			return true
+		}
+		if len(page.Entries) == limit {
+			page.HasMore = true
+			return false
+		}
+		e := wire.ScanEntry{Key: append([]byte(nil), k[len(base):]...)}
+		if !keysOnly {
+			e.Value = append([]byte(nil), rec.value...)
+		}
+		page.Entries = append(page.Entries, e)
+		return true
+	})
+	if err == nil {
+		err = iterErr
+	}
+	if err != nil {
+		return internal(err)
+	}
+	if page.HasMore {
+		last := page.Entries[len(page.Entries)-1].Key
+		page.Cursor = append([]byte{cursorVersion}, last...)
+	}
+	return command.Reply(wire.AppendScanPage(nil, &page))
+}
+
+func (m *Machine) history(cmd *command.Command) command.Result {
+	if err := validateKey(cmd.Key); err != nil {
+		return command.Fail(err)
+	}
+	if _, ok, err := load(m.db, cmd.Namespace, cmd.Key); err != nil {
+		return internal(err)
+	} else if !ok {
+		return command.Fail(wire.Errorf(wire.StatusNotFound, "key has no history"))
+	}
+	limit := HistoryDefault
+	if l, ok := cmd.Options.Uint(wire.TagLimit); ok && l > 0 {
+		limit = int(min(l, HistoryKept))
+	}
+	hp := historyPrefix(cmd.Namespace, cmd.Key)
+	var es []wire.HistoryEntry
+	err := m.db.Iterate(hp, storage.PrefixEnd(hp), false, func(k, v []byte) bool {
+		if len(k) != len(hp)+8 || len(v) < 8 {
+			return true
+		}
+		es = append(es, wire.HistoryEntry{
+			Version:     ^binary.BigEndian.Uint64(k[len(hp):]),
+			TimestampMs: int64(binary.LittleEndian.Uint64(v[:8])),
+			Value:       append([]byte(nil), v[8:]...),
+		})
+		return len(es) < limit
+	})
+	if err != nil {
+		return internal(err)
+	}
+	return command.Reply(wire.AppendHistory(nil, es))
+}

@@ -1,0 +1,348 @@
+// Package node is the glue of one flo node: it stamps each request with the
+// time, sends writes through the journal and serves reads from the machines,
+// parks blocking calls until a committed change signals them, and proposes
+// the pulse that applies time-driven changes. See DESIGN.md in this
+// directory for the blocking-call protocol.
+package node
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/floruntime/flo/internal/command"
+	"github.com/floruntime/flo/internal/fsm"
+	"github.com/floruntime/flo/internal/journal"
+	"github.com/floruntime/flo/wire"
+)
+
+// Options configures a Node.
+type Options struct {
+	// MaxWaiters bounds the calls parked at once; past it a blocking call
+	// is answered OVERLOADED.
+	MaxWaiters int
+	// PulseInterval is how often the node checks for due time-driven work.
+	PulseInterval time.Duration
+	// Now is the clock; nil means time.Now. Tests may pin it.
+	Now func() time.Time
+}
+
+// Node executes requests against one FSM and journal.
+type Node struct {
+	fsm  *fsm.FSM
+	j    journal.Journal
+	opts Options
+
+	mu      sync.Mutex
+	waiters map[string][]*call // key -> calls registered on it, in arrival order
+	parked  int                // calls registered as waiters
+	lastNow int64              // stamped times never go backwards
+
+	retries   chan *call
+	stop      chan struct{}
+	stopped   sync.WaitGroup
+	pulseBusy bool
+}
+
+// New starts a node. Close stops it; the journal is closed by its owner.
+func New(f *fsm.FSM, j journal.Journal, o Options) *Node {
+	if o.MaxWaiters <= 0 {
+		o.MaxWaiters = 100_000
+	}
+	if o.PulseInterval <= 0 {
+		o.PulseInterval = 20 * time.Millisecond
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	n := &Node{
+		fsm:     f,
+		j:       j,
+		opts:    o,
+		waiters: make(map[string][]*call),
+		retries: make(chan *call, 1024),
+		stop:    make(chan struct{}),
+	}
+	n.stopped.Add(2)
+	go n.pulseLoop()
+	go n.retryLoop()
+	return n
+}
+
+// Close stops the node's background work. Parked calls are finished with
+// their empty result.
+func (n *Node) Close() {
+	close(n.stop)
+	n.stopped.Wait()
+	n.mu.Lock()
+	var all []*call
+	for _, cs := range n.waiters {
+		all = append(all, cs...)
+	}
+	n.mu.Unlock()
+	for _, c := range all {
+		n.expire(c)
+	}
+}
+
+// now returns the current time in Unix nanoseconds, never going backwards.
+func (n *Node) now() int64 {
+	t := n.opts.Now().UnixNano()
+	n.mu.Lock()
+	if t < n.lastNow {
+		t = n.lastNow
+	}
+	n.lastNow = t
+	n.mu.Unlock()
+	return t
+}
+
+// Block says how long a call may wait for data.
+type Block struct {
+	Enabled bool          // BLOCK_MS was given
+	For     time.Duration // 0 = without limit
+}
+
+// call is one request in progress. Fields below mu are guarded by Node.mu.
+type call struct {
+	ctx     context.Context
+	cmd     *command.Command
+	handler command.Handler
+	done    func(command.Result)
+
+	keys      []string
+	running   bool // an attempt is executing
+	signalled bool // a signal arrived while running: retry instead of parking
+	expired   bool // deadline passed or context ended while running
+	finished  bool
+	last      command.Result // the latest empty result, sent on timeout
+	timer     *time.Timer
+	stopCtx   func() bool
+}
+
+// Do executes cmd and calls done exactly once with its result. done may run
+// on any goroutine and must not block. A blocking call (b.Enabled) whose
+// first attempt is empty parks until a committed change signals one of its
+// wait keys, its deadline passes, or ctx ends.
+func (n *Node) Do(ctx context.Context, cmd *command.Command, b Block, done func(command.Result)) {
+	h, ok := n.fsm.Handler(wire.Op(cmd.Op))
+	if !ok {
+		done(command.Fail(wire.Errorf(wire.StatusBadRequest, "unknown opcode 0x%02x", uint8(cmd.Op))))
+		return
+	}
+	c := &call{ctx: ctx, cmd: cmd, handler: h, done: done}
+	if b.Enabled && h.WaitKeys != nil {
+		if !n.register(c, h.WaitKeys(cmd), b.For) {
+			done(command.Fail(wire.Errorf(wire.StatusOverloaded, "too many blocked calls (limit %d)", n.opts.MaxWaiters)))
+			return
+		}
+	}
+	n.attempt(c)
+}
+
+// register parks c under keys before its first attempt.
+func (n *Node) register(c *call, keys []string, wait time.Duration) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.parked >= n.opts.MaxWaiters {
+		return false
+	}
+	n.parked++
+	c.keys = keys
+	c.running = true
+	for _, k := range keys {
+		n.waiters[k] = append(n.waiters[k], c)
+	}
+	if wait > 0 {
+		c.timer = time.AfterFunc(wait, func() { n.expire(c) })
+	}
+	c.stopCtx = context.AfterFunc(c.ctx, func() { n.expire(c) })
+	return true
+}
+
+// attempt executes c once.
+func (n *Node) attempt(c *call) {
+	c.cmd.Time = n.now()
+	if c.handler.Kind == command.Read {
+		n.finishAttempt(c, c.handler.Read(c.cmd))
+		return
+	}
+	err := n.j.Submit(c.cmd, func(r command.Result) {
+		for _, k := range r.Wake {
+			n.signal(k)
+		}
+		n.finishAttempt(c, r)
+	})
+	if err != nil {
+		n.finishAttempt(c, command.Fail(wire.Errorf(wire.StatusInternal, "server is shutting down")))
+	}
+}
+
+// finishAttempt delivers r, or parks c again when r is empty and c may wait.
+func (n *Node) finishAttempt(c *call, r command.Result) {
+	if c.keys == nil || !r.Empty {
+		n.finish(c, r)
+		return
+	}
+	n.mu.Lock()
+	if c.finished {
+		n.mu.Unlock()
+		return
+	}
+	c.last = r
+	if c.expired {
+		n.mu.Unlock()
+		n.finish(c, r)
+		return
+	}
+	if c.signalled {
+		c.signalled = false
+		n.mu.Unlock()
+		n.retry(c)
+		return
+	}
+	c.running = false
+	n.mu.Unlock()
+}
+
+// finish removes c from the waiters and delivers r, once.
+func (n *Node) finish(c *call, r command.Result) {
+	if c.keys != nil {
+		n.mu.Lock()
+		if c.finished {
+			n.mu.Unlock()
+			return
+		}
+		c.finished = true
+		n.unregister(c)
+		n.mu.Unlock()
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+		c.stopCtx()
+	}
+	c.done(r)
+}
+
+// unregister removes c from every key list. Callers hold n.mu.
+func (n *Node) unregister(c *call) {
+	n.parked--
+	for _, k := range c.keys {
+		cs := n.waiters[k]
+		for i, x := range cs {
+			if x == c {
+				cs = append(cs[:i:i], cs[i+1:]...)
+				break
+			}
+		}
+		if len(cs) == 0 {
+			delete(n.waiters, k)
+		} else {
+			n.waiters[k] = cs
+		}
+	}
+}
+
+// expire ends c's wait: a parked call is answered with its empty result at
+// once; a running one when its attempt returns empty.
+func (n *Node) expire(c *call) {
+	n.mu.Lock()
+	if c.finished {
+		n.mu.Unlock()
+		return
+	}
+	if c.running {
+		c.expired = true
+		n.mu.Unlock()
+		return
+	}
+	last := c.last
+	n.mu.Unlock()
+	n.finish(c, last)
+}
+
+// signal wakes the calls registered under key, in arrival order.
+func (n *Node) signal(key string) {
+	n.mu.Lock()
+	cs := n.waiters[key]
+	if len(cs) == 0 {
+		n.mu.Unlock()
+		return
+	}
+	var wake []*call
+	for _, c := range cs {
+		if c.running {
+			c.signalled = true
+		} else if !c.finished {
+			c.running = true
+			wake = append(wake, c)
+		}
+	}
+	n.mu.Unlock()
+	for _, c := range wake {
+		n.retry(c)
+	}
+}
+
+// retry re-attempts c from the retry goroutine, keeping arrival order and
+// never blocking the journal goroutine that delivered the signal.
+func (n *Node) retry(c *call) {
+	select {
+	case n.retries <- c:
+	default:
+		go func() { n.retries <- c }()
+	}
+}
+
+func (n *Node) retryLoop() {
+	defer n.stopped.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case c := <-n.retries:
+			n.attempt(c)
+		}
+	}
+}
+
+// pulseLoop proposes OpPulse whenever a machine has time-driven work due.
+// Only one pulse is in flight at a time.
+func (n *Node) pulseLoop() {
+	defer n.stopped.Done()
+	t := time.NewTicker(n.opts.PulseInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		due := n.fsm.NextDue()
+		if due == 0 || due > n.opts.Now().UnixNano() {
+			continue
+		}
+		n.mu.Lock()
+		busy := n.pulseBusy
+		n.pulseBusy = true
+		n.mu.Unlock()
+		if busy {
+			continue
+		}
+		cmd := &command.Command{Op: command.OpPulse, Time: n.now()}
+		err := n.j.Submit(cmd, func(r command.Result) {
+			for _, k := range r.Wake {
+				n.signal(k)
+			}
+			n.mu.Lock()
+			n.pulseBusy = false
+			n.mu.Unlock()
+		})
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Handler returns how op is executed, for callers that order requests.
+func (n *Node) Handler(op wire.Op) (command.Handler, bool) { return n.fsm.Handler(op) }

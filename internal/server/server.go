@@ -1,0 +1,374 @@
+// Package server is the TCP front end: the accept loop, one reader and one
+// writer goroutine per connection, frame decoding and validation, and the
+// ordering of replies. It turns frames into commands for the node and never
+// touches storage.
+//
+// Ordering: requests on a connection may be in flight together (pipelining),
+// but replies leave in request order, as v1 clients require. Writes are
+// handed to the node in arrival order, so the journal applies them in that
+// order; a read that follows a write on the same connection waits for that
+// write, so a connection always reads its own writes.
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/floruntime/flo/internal/command"
+	"github.com/floruntime/flo/internal/node"
+	"github.com/floruntime/flo/wire"
+)
+
+// Options configures a Server.
+type Options struct {
+	MaxFrameBytes      int
+	MaxConnections     int
+	MaxInflightPerConn int
+	ShutdownTimeout    time.Duration
+	Logger             *slog.Logger
+}
+
+// Server accepts client connections and serves them through a node.
+type Server struct {
+	node *node.Node
+	opts Options
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	ln       net.Listener
+	conns    map[*conn]struct{}
+	closing  bool
+	connsWG  sync.WaitGroup
+	acceptWG sync.WaitGroup
+}
+
+// New returns a server for n.
+func New(n *node.Node, o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.MaxFrameBytes <= 0 {
+		o.MaxFrameBytes = wire.DefaultMaxPayloadBytes
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 10_000
+	}
+	if o.MaxInflightPerConn <= 0 {
+		o.MaxInflightPerConn = 1024
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 10 * time.Second
+	}
+	return &Server{node: n, opts: o, log: o.Logger, conns: make(map[*conn]struct{})}
+}
+
+// Listen binds addr and starts serving in the background. It returns the
+// bound address (useful with port 0).
+func (s *Server) Listen(addr string) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	s.acceptWG.Add(1)
+	go s.acceptLoop(ln)
+	return ln.Addr(), nil
+}
+
+// WriteReadyFile writes addr to path atomically, so a reader never sees a
+// partial address.
+func WriteReadyFile(path string, addr net.Addr) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(addr.String()+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func (s *Server) acceptLoop(ln net.Listener) {
+	defer s.acceptWG.Done()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Temporary failures (e.g. out of file descriptors): back off.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.mu.Lock()
+		if s.closing || len(s.conns) >= s.opts.MaxConnections {
+			full := !s.closing
+			s.mu.Unlock()
+			if full {
+				s.log.Warn("connection refused: limit reached", "max_connections", s.opts.MaxConnections)
+				refuse(nc, "too many connections")
+			} else {
+				nc.Close()
+			}
+			continue
+		}
+		c := newConn(s, nc)
+		s.conns[c] = struct{}{}
+		s.connsWG.Add(1)
+		s.mu.Unlock()
+		go c.serve()
+	}
+}
+
+// refuse answers OVERLOADED on a connection we will not serve, then closes it.
+func refuse(nc net.Conn, msg string) {
+	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = nc.Write(wire.AppendFrame(nil, 0, byte(wire.StatusOverloaded), []byte(msg)))
+	nc.Close()
+}
+
+// Shutdown stops accepting, stops reading new requests, lets in-flight ones
+// finish (parked blocking calls are answered empty) and closes every
+// connection, waiting at most the shutdown timeout.
+func (s *Server) Shutdown() {
+	s.mu.Lock()
+	s.closing = true
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	for c := range s.conns {
+		c.stopReading()
+	}
+	s.mu.Unlock()
+	s.acceptWG.Wait()
+	done := make(chan struct{})
+	go func() { s.connsWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.opts.ShutdownTimeout):
+		s.log.Warn("shutdown timeout: closing connections with requests in flight")
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.connsWG.Done()
+}
+
+// slot is one reply position on a connection.
+type slot struct {
+	requestID  uint64
+	done       chan struct{}
+	status     wire.Status
+	body       []byte
+	closeAfter bool
+}
+
+func newSlot(id uint64) *slot { return &slot{requestID: id, done: make(chan struct{})} }
+
+func (sl *slot) complete(r command.Result) {
+	switch err := r.Err.(type) {
+	case nil:
+		sl.status, sl.body = wire.StatusOK, r.Body
+	case *wire.Error:
+		sl.status, sl.body = err.Status, []byte(wire.TruncateMessage(err.Message))
+	default:
+		sl.status, sl.body = wire.StatusInternal, []byte(wire.TruncateMessage(err.Error()))
+	}
+	close(sl.done)
+}
+
+func (sl *slot) isDone() bool {
+	select {
+	case <-sl.done:
+		return true
+	default:
+		return false
+	}
+}
+
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+	slots  chan *slot
+	log    *slog.Logger
+	// lastWrite is the newest write not known to be done; owned by the reader.
+	lastWrite *slot
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &conn{
+		s:      s,
+		nc:     nc,
+		ctx:    ctx,
+		cancel: cancel,
+		slots:  make(chan *slot, s.opts.MaxInflightPerConn),
+		log:    s.log.With("remote", nc.RemoteAddr().String()),
+	}
+}
+
+// stopReading makes the reader return at its next read, as for a shutdown.
+func (c *conn) stopReading() { _ = c.nc.SetReadDeadline(time.Now()) }
+
+func (c *conn) serve() {
+	defer c.s.removeConn(c)
+	c.log.Debug("connection opened")
+	writerDone := make(chan struct{})
+	go c.writeLoop(writerDone)
+	c.readLoop()
+	// No more requests: parked calls of this connection end now.
+	c.cancel()
+	close(c.slots)
+	<-writerDone
+	c.nc.Close()
+	c.log.Debug("connection closed")
+}
+
+func (c *conn) readLoop() {
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	for {
+		// Each frame gets its own buffer: commands keep slices of it until
+		// the journal has applied them.
+		f, _, err := wire.ReadFrame(br, nil, uint32(c.s.opts.MaxFrameBytes))
+		if err != nil {
+			if isFrameError(err) {
+				c.log.Info("malformed frame; closing connection", "err", err)
+				sl := newSlot(0)
+				sl.closeAfter = true
+				sl.complete(command.Fail(wire.Errorf(wire.StatusBadRequest, "Invalid request: %v", err)))
+				c.slots <- sl
+			}
+			return
+		}
+		c.dispatch(f)
+	}
+}
+
+func isFrameError(err error) bool {
+	return errors.Is(err, wire.ErrBadMagic) || errors.Is(err, wire.ErrBadVersion) ||
+		errors.Is(err, wire.ErrBadReserved) || errors.Is(err, wire.ErrChecksum) ||
+		errors.Is(err, wire.ErrTooLarge)
+}
+
+func (c *conn) dispatch(f wire.Frame) {
+	sl := newSlot(f.RequestID)
+	c.slots <- sl
+	op := wire.Op(f.Code)
+	if op == wire.OpPing {
+		sl.complete(command.Reply([]byte("PONG")))
+		return
+	}
+	req, err := wire.DecodeRequest(f.Payload)
+	if err != nil {
+		sl.complete(command.Fail(wire.Errorf(wire.StatusBadRequest, "malformed request envelope: %v", err)))
+		return
+	}
+	ns, err := namespace(req.Namespace)
+	if err != nil {
+		sl.complete(command.Fail(err))
+		return
+	}
+	cmd := &command.Command{Op: command.Op(op), Namespace: ns, Key: req.Key, Value: req.Value, Options: req.Options}
+	var block node.Block
+	if ms, ok := req.Options.Uint(wire.TagBlockMs); ok {
+		block = node.Block{Enabled: true, For: time.Duration(ms) * time.Millisecond}
+	}
+	h, known := c.s.node.Handler(op)
+	if known && h.Kind == command.Write {
+		c.lastWrite = sl
+		c.s.node.Do(c.ctx, cmd, block, sl.complete)
+		return
+	}
+	if prev := c.lastWrite; prev != nil && !prev.isDone() {
+		// Read your own writes: wait for this connection's last write.
+		go func() {
+			<-prev.done
+			c.s.node.Do(c.ctx, cmd, block, sl.complete)
+		}()
+		return
+	}
+	c.lastWrite = nil
+	c.s.node.Do(c.ctx, cmd, block, sl.complete)
+}
+
+// namespace validates a namespace name; empty means "default".
+func namespace(ns string) (string, error) {
+	switch {
+	case ns == "":
+		return "default", nil
+	case len(ns) > 255:
+		return "", wire.Errorf(wire.StatusBadRequest, "namespace is %d bytes, over the 255-byte limit", len(ns))
+	case !utf8.ValidString(ns):
+		return "", wire.Errorf(wire.StatusBadRequest, "namespace is not valid UTF-8")
+	}
+	for i := 0; i < len(ns); i++ {
+		if ns[i] == 0 {
+			return "", wire.Errorf(wire.StatusBadRequest, "namespace must not contain NUL")
+		}
+	}
+	return ns, nil
+}
+
+func (c *conn) writeLoop(done chan struct{}) {
+	defer close(done)
+	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	var out []byte
+	broken := false
+	for sl := range c.slots {
+		select {
+		case <-sl.done:
+		default:
+			// Nothing more is ready: send what is buffered before waiting.
+			if !broken && bw.Flush() != nil {
+				broken = true
+				c.nc.Close()
+			}
+			<-sl.done
+		}
+		if broken {
+			continue
+		}
+		out = wire.AppendFrame(out[:0], sl.requestID, byte(sl.status), sl.body)
+		if _, err := bw.Write(out); err != nil {
+			broken = true
+			c.nc.Close()
+			continue
+		}
+		if sl.closeAfter {
+			_ = bw.Flush()
+			broken = true
+			c.nc.Close()
+			continue
+		}
+		if len(c.slots) == 0 && bw.Flush() != nil {
+			broken = true
+			c.nc.Close()
+		}
+	}
+	if !broken {
+		_ = bw.Flush()
+	}
+}

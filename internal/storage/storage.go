@@ -1,0 +1,204 @@
+// Package storage is the small engine interface the primitives write
+// through: point reads, ordered iteration and atomic batches. The only engine
+// is Pebble (on disk, or on Pebble's in-memory crashable filesystem in
+// tests); primitives never import Pebble themselves.
+package storage
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// ErrNotFound is returned by Get for a missing key.
+var ErrNotFound = errors.New("storage: not found")
+
+// Reader is read access to committed state, or to a batch and what lies
+// beneath it.
+type Reader interface {
+	// Get returns a copy of the value stored at key, or ErrNotFound.
+	Get(key []byte) ([]byte, error)
+	// Iterate calls fn for each key in [lower, upper) in ascending order
+	// (descending when reverse) until fn returns false. key and value are
+	// only valid during the call.
+	Iterate(lower, upper []byte, reverse bool, fn func(key, value []byte) bool) error
+}
+
+// Batch is an atomic set of writes that can read its own writes.
+type Batch interface {
+	Reader
+	// Set stores value at key; both are copied.
+	Set(key, value []byte)
+	// Delete removes key.
+	Delete(key []byte)
+}
+
+// DB is an open Pebble database.
+type DB struct {
+	pdb *pebble.DB
+}
+
+// Options configures Open.
+type Options struct {
+	// FS overrides the filesystem; nil means the OS filesystem. Tests pass
+	// vfs.NewCrashableMem() to simulate a crash.
+	FS vfs.FS
+}
+
+// Open opens (creating if needed) the database in dir.
+func Open(dir string, o Options) (*DB, error) {
+	po := &pebble.Options{FS: o.FS, Logger: quietLogger{}}
+	po.EnsureDefaults()
+	// Group commit already batches our writes; a larger memtable keeps
+	// flushes rare under write-heavy load.
+	po.MemTableSize = 64 << 20
+	pdb, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	return &DB{pdb: pdb}, nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error { return db.pdb.Close() }
+
+// Get implements Reader over committed state.
+func (db *DB) Get(key []byte) ([]byte, error) { return get(db.pdb, key) }
+
+// Iterate implements Reader over committed state.
+func (db *DB) Iterate(lower, upper []byte, reverse bool, fn func(k, v []byte) bool) error {
+	return iterate(db.pdb, lower, upper, reverse, fn)
+}
+
+// NewBatch returns an empty batch that reads its own writes.
+func (db *DB) NewBatch() *PebbleBatch { return &PebbleBatch{b: db.pdb.NewIndexedBatch()} }
+
+// Commit applies b atomically. With sync the call returns once the write is
+// on disk; concurrent synced commits share one fsync (Pebble's commit
+// pipeline groups them).
+func (db *DB) Commit(b *PebbleBatch, sync bool) error {
+	o := pebble.NoSync
+	if sync {
+		o = pebble.Sync
+	}
+	if err := db.pdb.Apply(b.b, o); err != nil {
+		return fmt.Errorf("storage: commit: %w", err)
+	}
+	return b.b.Close()
+}
+
+// CommitAsync applies b (visible at once) and returns a function that waits
+// until it is durable. It lets the caller apply the next batch while this
+// one's fsync is in flight.
+func (db *DB) CommitAsync(b *PebbleBatch) (wait func() error, err error) {
+	if err := db.pdb.ApplyNoSyncWait(b.b, pebble.Sync); err != nil {
+		return nil, fmt.Errorf("storage: commit: %w", err)
+	}
+	return func() error {
+		err := b.b.SyncWait()
+		if cerr := b.b.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("storage: sync: %w", err)
+		}
+		return nil
+	}, nil
+}
+
+// Sync makes every write committed so far durable (used by interval mode).
+func (db *DB) Sync() error {
+	return db.pdb.LogData(nil, pebble.Sync)
+}
+
+// PebbleBatch is the Batch implementation.
+type PebbleBatch struct {
+	b *pebble.Batch
+}
+
+// Get implements Reader, seeing the batch's own writes.
+func (b *PebbleBatch) Get(key []byte) ([]byte, error) { return get(b.b, key) }
+
+// Iterate implements Reader, seeing the batch's own writes.
+func (b *PebbleBatch) Iterate(lower, upper []byte, reverse bool, fn func(k, v []byte) bool) error {
+	return iterate(b.b, lower, upper, reverse, fn)
+}
+
+// Set implements Batch.
+func (b *PebbleBatch) Set(key, value []byte) { _ = b.b.Set(key, value, nil) }
+
+// Delete implements Batch.
+func (b *PebbleBatch) Delete(key []byte) { _ = b.b.Delete(key, nil) }
+
+// Len returns the size of the batch's representation in bytes.
+func (b *PebbleBatch) Len() int { return b.b.Len() }
+
+func get(r pebble.Reader, key []byte) ([]byte, error) {
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("storage: get: %w", err)
+	}
+	out := append([]byte(nil), v...)
+	closer.Close()
+	return out, nil
+}
+
+func iterate(r pebble.Reader, lower, upper []byte, reverse bool, fn func(k, v []byte) bool) error {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("storage: iterate: %w", err)
+	}
+	var ok bool
+	if reverse {
+		ok = it.Last()
+	} else {
+		ok = it.First()
+	}
+	for ok {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("storage: iterate: %w", err)
+		}
+		if !fn(it.Key(), v) {
+			break
+		}
+		if reverse {
+			ok = it.Prev()
+		} else {
+			ok = it.Next()
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("storage: iterate: %w", err)
+	}
+	return nil
+}
+
+// PrefixEnd returns the smallest key greater than every key with prefix p,
+// or nil when there is none (p is all 0xFF).
+func PrefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xFF {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// quietLogger drops Pebble's informational chatter; errors still reach the
+// caller as returned errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}
