@@ -42,16 +42,38 @@ type Server struct {
 	stack   *node.Stack
 	srv     *server.Server
 	once    sync.Once
+	// removeDir says Stop deletes DataDir (New made it).
+	removeDir bool
 }
 
 // Start starts an in-process server and stops it in t.Cleanup.
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
+	if o.DataDir == "" {
+		o.DataDir = t.TempDir()
+	}
+	s, err := New(o)
+	if err != nil {
+		t.Fatalf("flotest: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// New starts an in-process server without a *testing.T, for Examples and
+// benchmarks; the caller must call Stop. An empty DataDir is a new
+// temporary directory that Stop removes.
+func New(o Options) (*Server, error) {
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = o.DataDir
+	removeDir := false
 	if cfg.DataDir == "" {
-		cfg.DataDir = t.TempDir()
+		dir, err := os.MkdirTemp("", "flotest-")
+		if err != nil {
+			return nil, err
+		}
+		cfg.DataDir, removeDir = dir, true
 	}
 	if o.Durability != "" {
 		cfg.Durability = o.Durability
@@ -60,12 +82,12 @@ func Start(t testing.TB, o Options) *Server {
 		o.Config(&cfg)
 	}
 	if err := cfg.Validate(); err != nil {
-		t.Fatalf("flotest: %v", err)
+		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	stack, err := node.Open(cfg, log, func(err error) { panic(err) })
 	if err != nil {
-		t.Fatalf("flotest: open: %v", err)
+		return nil, fmt.Errorf("open: %w", err)
 	}
 	srv := server.New(stack.Node, server.Options{
 		MaxFrameBytes:      cfg.MaxFrameBytes,
@@ -77,11 +99,9 @@ func Start(t testing.TB, o Options) *Server {
 	addr, err := srv.Listen(cfg.Listen)
 	if err != nil {
 		stack.Close()
-		t.Fatalf("flotest: listen: %v", err)
+		return nil, fmt.Errorf("listen: %w", err)
 	}
-	s := &Server{Addr: addr.String(), DataDir: cfg.DataDir, stack: stack, srv: srv}
-	t.Cleanup(s.Stop)
-	return s
+	return &Server{Addr: addr.String(), DataDir: cfg.DataDir, stack: stack, srv: srv, removeDir: removeDir}, nil
 }
 
 // Stop shuts the server down gracefully; it is safe to call twice.
@@ -89,6 +109,9 @@ func (s *Server) Stop() {
 	s.once.Do(func() {
 		s.srv.Shutdown()
 		s.stack.Close()
+		if s.removeDir {
+			os.RemoveAll(s.DataDir)
+		}
 	})
 }
 
