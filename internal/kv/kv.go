@@ -2,22 +2,26 @@
 // 1, TTL, compare-and-swap, if-(not-)exists, blocking get, prefix scan with a
 // resume cursor, and the newest 64 versions of history.
 //
-// Storage layout (all under the 'k' and 'h' prefixes):
+// Storage layout (under the 'k', 'h' and 'x' prefixes):
 //
 //	'k' ns 0x00 key                    -> [version:u64][written_ms:i64][expires_ms:i64][deleted:u8][value]
 //	'h' ns 0x00 [key_len:u32] key ^ver -> [written_ms:i64][value]
+//	'x' [expires_ms:u64 BE] ns 0x00 key -> (empty) expiry index
 //
 // The current record is kept even after a delete (as a tombstone), so
 // versions never go back. History keys end in the bitwise complement of the
 // version, big-endian, so a forward scan lists newest first. Expired keys are
-// absent to every reader (checked against the reader's clock, or the command
-// time inside Apply); they are not removed eagerly.
+// absent to every reader the moment they expire (checked against the
+// reader's clock, or the command time inside Apply); the pulse later turns
+// them into tombstones through the expiry index, reclaiming their values.
 package kv
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"sync/atomic"
+	"time"
 
 	"github.com/floruntime/flo/internal/command"
 	"github.com/floruntime/flo/internal/storage"
@@ -34,10 +38,23 @@ const (
 	ScanLimitMax     = 1000
 )
 
-// Machine is the KV state machine. It keeps no in-memory state: every read
-// goes to storage, so it needs no lock.
+// SweepBatch bounds the expired keys one pulse reclaims, so a pulse stays
+// short however many keys expire at once; the rest wait for the next pulse.
+const SweepBatch = 1000
+
+// sweepDelay is how long after a key's expiry its reclamation is scheduled.
+// Expired keys are already invisible, so there is no hurry, and batching
+// keeps pulses rare.
+const sweepDelay = time.Second
+
+// Machine is the KV state machine. Apart from the time of the earliest
+// expiry it keeps no in-memory state: every read goes to storage, so reads
+// take no lock.
 type Machine struct {
 	db storage.Reader
+	// nextExpiryMs is the earliest expires_ms in the expiry index (0 =
+	// none). Written by Apply and Load, read by NextDue.
+	nextExpiryMs atomic.Int64
 }
 
 // New returns a KV machine reading committed state from db.
@@ -54,21 +71,112 @@ func (m *Machine) Handlers() map[wire.Op]command.Handler {
 	}
 }
 
-// Load implements fsm.Machine; KV has no in-memory index.
-func (m *Machine) Load(storage.Reader) error { return nil }
+// Load implements fsm.Machine: it finds the earliest pending expiry.
+func (m *Machine) Load(r storage.Reader) error {
+	next, err := firstExpiry(r)
+	m.nextExpiryMs.Store(next)
+	return err
+}
 
-// NextDue implements fsm.Machine; expiry is applied lazily, and a blocking
-// get does not wake on expiry, so KV schedules nothing.
-func (m *Machine) NextDue() int64 { return 0 }
+// NextDue implements fsm.Machine: the pulse that reclaims expired keys.
+func (m *Machine) NextDue() int64 {
+	if ms := m.nextExpiryMs.Load(); ms != 0 {
+		return (time.Duration(ms)*time.Millisecond + sweepDelay).Nanoseconds()
+	}
+	return 0
+}
 
 // Apply implements fsm.Machine.
 func (m *Machine) Apply(cmd *command.Command, b storage.Batch) command.Result {
-	switch wire.Op(cmd.Op) {
-	case wire.OpKVPut:
-		return put(cmd, b)
-	case wire.OpKVDelete:
+	switch {
+	case cmd.Op == command.OpPulse:
+		return m.sweep(cmd, b)
+	case wire.Op(cmd.Op) == wire.OpKVPut:
+		r := put(cmd, b)
+		if exp := expiryOf(cmd); r.Err == nil && exp != 0 {
+			if cur := m.nextExpiryMs.Load(); cur == 0 || exp < cur {
+				m.nextExpiryMs.Store(exp)
+			}
+		}
+		return r
+	case wire.Op(cmd.Op) == wire.OpKVDelete:
 		return del(cmd, b)
 	}
+	return command.Result{}
+}
+
+// expiryOf returns the expires_ms a successful put of cmd sets, or 0.
+func expiryOf(cmd *command.Command) int64 {
+	if ttl, _ := cmd.Options.Uint(wire.TagTTLSeconds); ttl > 0 {
+		return cmd.TimeMs() + int64(ttl)*1000
+	}
+	return 0
+}
+
+func expiryKey(expiresMs int64, ns string, key []byte) []byte {
+	k := make([]byte, 0, 10+len(ns)+len(key))
+	k = append(k, 'x')
+	k = binary.BigEndian.AppendUint64(k, uint64(expiresMs))
+	k = append(k, ns...)
+	k = append(k, 0)
+	return append(k, key...)
+}
+
+var expiryPrefix = []byte{'x'}
+
+// firstExpiry returns the earliest expires_ms in the index, or 0.
+func firstExpiry(r storage.Reader) (int64, error) {
+	var next int64
+	err := r.Iterate(expiryPrefix, storage.PrefixEnd(expiryPrefix), false, func(k, _ []byte) bool {
+		if len(k) >= 9 {
+			next = int64(binary.BigEndian.Uint64(k[1:9]))
+		}
+		return false
+	})
+	return next, err
+}
+
+// sweep turns keys whose expiry has passed into tombstones (keeping their
+// version, so versions never go back) and drops their index entries.
+func (m *Machine) sweep(cmd *command.Command, b storage.Batch) command.Result {
+	nowMs := cmd.TimeMs()
+	if next := m.nextExpiryMs.Load(); next == 0 || next > nowMs {
+		return command.Result{}
+	}
+	upper := expiryKey(nowMs, "", nil)[:9]
+	var due [][]byte
+	err := b.Iterate(expiryPrefix, upper, false, func(k, _ []byte) bool {
+		due = append(due, append([]byte(nil), k...))
+		return len(due) < SweepBatch
+	})
+	if err != nil {
+		return internal(err)
+	}
+	for _, k := range due {
+		b.Delete(k)
+		expMs := int64(binary.BigEndian.Uint64(k[1:9]))
+		nsKey := k[9:]
+		sep := bytes.IndexByte(nsKey, 0)
+		if sep < 0 {
+			continue
+		}
+		ns, key := string(nsKey[:sep]), nsKey[sep+1:]
+		cur, ok, err := load(b, ns, key)
+		if err != nil {
+			return internal(err)
+		}
+		// Only the entry matching the key's current expiry reclaims it; an
+		// older entry is stale (the key was rewritten).
+		if ok && !cur.deleted && cur.expiresMs == expMs {
+			tomb := record{version: cur.version, writtenMs: cur.writtenMs, expiresMs: cur.expiresMs, deleted: true}
+			b.Set(currentKey(ns, key), tomb.encode())
+		}
+	}
+	next, err := firstExpiry(b)
+	if err != nil {
+		return internal(err)
+	}
+	m.nextExpiryMs.Store(next)
 	return command.Result{}
 }
 
@@ -213,6 +321,12 @@ func put(cmd *command.Command, b storage.Batch) command.Result {
 	if ttl > 0 {
 		rec.expiresMs = nowMs + int64(ttl)*1000
 	}
+	if exists && cur.expiresMs != 0 && !cur.deleted {
+		b.Delete(expiryKey(cur.expiresMs, cmd.Namespace, cmd.Key))
+	}
+	if rec.expiresMs != 0 {
+		b.Set(expiryKey(rec.expiresMs, cmd.Namespace, cmd.Key), nil)
+	}
 	b.Set(currentKey(cmd.Namespace, cmd.Key), rec.encode())
 	hp := historyPrefix(cmd.Namespace, cmd.Key)
 	hv := make([]byte, 0, 8+len(cmd.Value))
@@ -244,6 +358,9 @@ func del(cmd *command.Command, b storage.Batch) command.Result {
 	}
 	if !exists || !cur.live(cmd.TimeMs()) {
 		return command.Fail(wire.Errorf(wire.StatusNotFound, "key not found"))
+	}
+	if cur.expiresMs != 0 {
+		b.Delete(expiryKey(cur.expiresMs, cmd.Namespace, cmd.Key))
 	}
 	tomb := record{version: cur.version + 1, writtenMs: cmd.TimeMs(), deleted: true}
 	b.Set(currentKey(cmd.Namespace, cmd.Key), tomb.encode())
