@@ -8,6 +8,7 @@ package node
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/floruntime/flo/internal/command"
@@ -33,10 +34,11 @@ type Node struct {
 	j    journal.Journal
 	opts Options
 
+	lastNow atomic.Int64 // stamped times never go backwards
+
 	mu      sync.Mutex
 	waiters map[string][]*call // key -> calls registered on it, in arrival order
 	parked  int                // calls registered as waiters
-	lastNow int64              // stamped times never go backwards
 
 	retries   chan *call
 	stop      chan struct{}
@@ -88,13 +90,15 @@ func (n *Node) Close() {
 // now returns the current time in Unix nanoseconds, never going backwards.
 func (n *Node) now() int64 {
 	t := n.opts.Now().UnixNano()
-	n.mu.Lock()
-	if t < n.lastNow {
-		t = n.lastNow
+	for {
+		last := n.lastNow.Load()
+		if t <= last {
+			return last
+		}
+		if n.lastNow.CompareAndSwap(last, t) {
+			return t
+		}
 	}
-	n.lastNow = t
-	n.mu.Unlock()
-	return t
 }
 
 // Block says how long a call may wait for data.
