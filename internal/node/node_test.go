@@ -1,0 +1,246 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/floruntime/flo/internal/command"
+	"github.com/floruntime/flo/internal/fsm"
+	"github.com/floruntime/flo/internal/journal"
+	"github.com/floruntime/flo/internal/storage"
+	"github.com/floruntime/flo/wire"
+)
+
+// Test opcodes for a tiny FIFO machine: push appends an item, pop takes the
+// oldest or comes back Empty, so blocking pops exercise parking and waking.
+const (
+	opPush wire.Op = 0xE0
+	opPop  wire.Op = 0xE1
+)
+
+const waitKey = "fifo"
+
+type fifo struct {
+	mu    sync.Mutex
+	items []uint64
+	next  uint64
+	due   int64 // NextDue for pulse tests
+	pulse chan int64
+}
+
+func (f *fifo) Handlers() map[wire.Op]command.Handler {
+	keys := func(*command.Command) []string { return []string{waitKey} }
+	return map[wire.Op]command.Handler{
+		opPush: {Kind: command.Write},
+		opPop:  {Kind: command.Write, WaitKeys: keys},
+	}
+}
+
+func (f *fifo) Apply(cmd *command.Command, _ storage.Batch) command.Result {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case cmd.Op == command.OpPulse:
+		if f.due != 0 && cmd.Time >= f.due {
+			f.due = 0
+			f.items = append(f.items, 999)
+			if f.pulse != nil {
+				f.pulse <- cmd.Time
+			}
+			return command.Result{Wake: []string{waitKey}}
+		}
+		return command.Result{}
+	case wire.Op(cmd.Op) == opPush:
+		f.next++
+		f.items = append(f.items, f.next)
+		return command.Result{Wake: []string{waitKey}}
+	case wire.Op(cmd.Op) == opPop:
+		if len(f.items) == 0 {
+			return command.Result{Empty: true}
+		}
+		v := f.items[0]
+		f.items = f.items[1:]
+		return command.Reply(binary.LittleEndian.AppendUint64(nil, v))
+	}
+	return command.Result{}
+}
+
+func (f *fifo) Load(storage.Reader) error { return nil }
+
+func (f *fifo) NextDue() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.due
+}
+
+func newNode(t *testing.T, m *fifo, o Options) *Node {
+	t.Helper()
+	db, err := storage.Open("n", storage.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := fsm.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := journal.NewLocal(db, f, journal.LocalOptions{Durability: journal.Sync}, func(err error) { panic(err) })
+	n := New(f, j, o)
+	t.Cleanup(func() { n.Close(); j.Close(); db.Close() })
+	return n
+}
+
+// do runs one call and waits for its result.
+func do(ctx context.Context, n *Node, op wire.Op, b Block) command.Result {
+	ch := make(chan command.Result, 1)
+	n.Do(ctx, &command.Command{Op: command.Op(op)}, b, func(r command.Result) { ch <- r })
+	return <-ch
+}
+
+func popped(r command.Result) uint64 {
+	if len(r.Body) != 8 {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(r.Body)
+}
+
+func TestNode_EveryPushReachesExactlyOneBlockedPop(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, &fifo{}, Options{})
+	const pops, pushers = 200, 4
+	results := make(chan uint64, pops)
+	for i := 0; i < pops; i++ {
+		go func() { results <- popped(do(context.Background(), n, opPop, Block{Enabled: true})) }()
+	}
+	var wg sync.WaitGroup
+	for p := 0; p < pushers; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < pops/pushers; i++ {
+				do(context.Background(), n, opPush, Block{})
+			}
+		}()
+	}
+	wg.Wait()
+	seen := map[uint64]bool{}
+	for i := 0; i < pops; i++ {
+		select {
+		case v := <-results:
+			if v == 0 || seen[v] {
+				t.Fatalf("item %d delivered twice or empty", v)
+			}
+			seen[v] = true
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d blocked pops were served: a wake-up was lost", i, pops)
+		}
+	}
+}
+
+func TestNode_WaitersAreServedInArrivalOrder(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, &fifo{}, Options{})
+	order := make(chan int, 5)
+	for i := 0; i < 5; i++ {
+		go func() {
+			do(context.Background(), n, opPop, Block{Enabled: true})
+			order <- i
+		}()
+		// Let waiter i park before waiter i+1 arrives.
+		waitParked(t, n, i+1)
+	}
+	for i := 0; i < 5; i++ {
+		do(context.Background(), n, opPush, Block{})
+		if got := <-order; got != i {
+			t.Fatalf("push %d served waiter %d", i, got)
+		}
+	}
+}
+
+func waitParked(t *testing.T, n *Node, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n.mu.Lock()
+		got := n.parked
+		n.mu.Unlock()
+		if got >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls parked, want %d", got, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestNode_DeadlineAnswersEmpty(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, &fifo{}, Options{})
+	start := time.Now()
+	r := do(context.Background(), n, opPop, Block{Enabled: true, For: 50 * time.Millisecond})
+	if !r.Empty || r.Err != nil || time.Since(start) < 50*time.Millisecond {
+		t.Fatalf("timeout result %+v after %v", r, time.Since(start))
+	}
+	// Without Block the call never waits.
+	if r := do(context.Background(), n, opPop, Block{}); !r.Empty {
+		t.Fatalf("non-blocking pop: %+v", r)
+	}
+}
+
+func TestNode_CancelledCallTakesNothing(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, &fifo{}, Options{MaxWaiters: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan command.Result, 1)
+	n.Do(ctx, &command.Command{Op: command.Op(opPop)}, Block{Enabled: true}, func(r command.Result) { done <- r })
+	waitParked(t, n, 1)
+	if r := do(context.Background(), n, opPop, Block{Enabled: true}); r.Err == nil {
+		t.Fatal("a second waiter past MaxWaiters was accepted")
+	}
+	cancel()
+	if r := <-done; !r.Empty {
+		t.Fatalf("cancelled call got %+v", r)
+	}
+	do(context.Background(), n, opPush, Block{})
+	if v := popped(do(context.Background(), n, opPop, Block{})); v != 1 {
+		t.Fatalf("item taken by a cancelled call: next pop = %d", v)
+	}
+}
+
+func TestNode_PulseRunsWhenDueAndWakes(t *testing.T) {
+	t.Parallel()
+	m := &fifo{pulse: make(chan int64, 1)}
+	n := newNode(t, m, Options{PulseInterval: 5 * time.Millisecond})
+	res := make(chan command.Result, 1)
+	go func() { res <- do(context.Background(), n, opPop, Block{Enabled: true, For: 10 * time.Second}) }()
+	waitParked(t, n, 1)
+	due := time.Now().Add(30 * time.Millisecond).UnixNano()
+	m.mu.Lock()
+	m.due = due
+	m.mu.Unlock()
+	if at := <-m.pulse; at < due {
+		t.Fatalf("pulse applied at %d, before due %d", at, due)
+	}
+	if v := popped(<-res); v != 999 {
+		t.Fatalf("pulse did not wake the waiter: %d", v)
+	}
+}
+
+func TestNode_TimeNeverGoesBackwards(t *testing.T) {
+	t.Parallel()
+	clock := time.Unix(100, 0)
+	var mu sync.Mutex
+	n := newNode(t, &fifo{}, Options{Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }})
+	a := n.now()
+	mu.Lock()
+	clock = clock.Add(-time.Hour)
+	mu.Unlock()
+	if b := n.now(); b < a {
+		t.Fatalf("time went back: %d < %d", b, a)
+	}
+}
