@@ -117,6 +117,7 @@ type call struct {
 	keys      []string
 	running   bool // an attempt is executing
 	signalled bool // a signal arrived while running: retry instead of parking
+	woken     bool // a signal reached this call at least once
 	expired   bool // deadline passed or context ended while running
 	finished  bool
 	last      command.Result // the latest empty result, sent on timeout
@@ -184,8 +185,22 @@ func (n *Node) attempt(c *call) {
 
 // finishAttempt delivers r, or parks c again when r is empty and c may wait.
 func (n *Node) finishAttempt(c *call, r command.Result) {
-	if c.keys == nil || !r.Empty {
+	if c.keys == nil {
+		c.done(r)
+		return
+	}
+	if !r.Empty {
+		n.mu.Lock()
+		passOn := c.woken && c.handler.Kind == command.Write
+		n.mu.Unlock()
 		n.finish(c, r)
+		if passOn {
+			// c consumed what a signal announced; there may be more, so the
+			// next parked writer gets a turn (see signal).
+			for _, k := range c.keys {
+				n.signal(k)
+			}
+		}
 		return
 	}
 	n.mu.Lock()
@@ -195,8 +210,15 @@ func (n *Node) finishAttempt(c *call, r command.Result) {
 	}
 	c.last = r
 	if c.expired {
+		// A signal this call will no longer act on goes to the next writer.
+		passOn := c.signalled && c.handler.Kind == command.Write
 		n.mu.Unlock()
 		n.finish(c, r)
+		if passOn {
+			for _, k := range c.keys {
+				n.signal(k)
+			}
+		}
 		return
 	}
 	if c.signalled {
@@ -265,7 +287,12 @@ func (n *Node) expire(c *call) {
 	n.finish(c, last)
 }
 
-// signal wakes the calls registered under key, in arrival order.
+// signal wakes the calls registered under key. Every parked read retries
+// (reads consume nothing). Among writes (dequeue, claim) only the first in
+// arrival order gets the signal: waking them all would turn one enqueue into
+// a log write per parked consumer. A woken write that takes something passes
+// the signal on to the next one (finishAttempt), so a burst of items still
+// reaches as many waiters as it can serve.
 func (n *Node) signal(key string) {
 	n.mu.Lock()
 	cs := n.waiters[key]
@@ -274,10 +301,20 @@ func (n *Node) signal(key string) {
 		return
 	}
 	var wake []*call
+	writerTold := false
 	for _, c := range cs {
+		if c.finished {
+			continue
+		}
+		write := c.handler.Kind == command.Write
+		if write && writerTold {
+			continue
+		}
+		writerTold = writerTold || write
+		c.woken = true
 		if c.running {
 			c.signalled = true
-		} else if !c.finished {
+		} else {
 			c.running = true
 			wake = append(wake, c)
 		}

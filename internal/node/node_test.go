@@ -31,6 +31,7 @@ type fifo struct {
 	next  uint64
 	due   int64 // NextDue for pulse tests
 	pulse chan int64
+	pops  int // pop attempts applied
 }
 
 func (f *fifo) Handlers() map[wire.Op]command.Handler {
@@ -60,6 +61,7 @@ func (f *fifo) Apply(cmd *command.Command, _ storage.Batch) command.Result {
 		f.items = append(f.items, f.next)
 		return command.Result{Wake: []string{waitKey}}
 	case wire.Op(cmd.Op) == opPop:
+		f.pops++
 		if len(f.items) == 0 {
 			return command.Result{Empty: true}
 		}
@@ -242,5 +244,36 @@ func TestNode_TimeNeverGoesBackwards(t *testing.T) {
 	mu.Unlock()
 	if b := n.now(); b < a {
 		t.Fatalf("time went back: %d < %d", b, a)
+	}
+}
+
+func TestNode_OnePushRetriesOneParkedWriterNotAll(t *testing.T) {
+	t.Parallel()
+	m := &fifo{}
+	n := newNode(t, m, Options{})
+	const waiters = 50
+	got := make(chan uint64, waiters)
+	for i := 0; i < waiters; i++ {
+		go func() { got <- popped(do(context.Background(), n, opPop, Block{Enabled: true, For: 300 * time.Millisecond})) }()
+	}
+	waitParked(t, n, waiters)
+	m.mu.Lock()
+	before := m.pops
+	m.mu.Unlock()
+	do(context.Background(), n, opPush, Block{})
+	if v := <-got; v != 1 {
+		t.Fatalf("first result %d", v)
+	}
+	m.mu.Lock()
+	retries := m.pops - before
+	m.mu.Unlock()
+	// The taker, plus at most the one it passed the signal on to.
+	if retries > 2 {
+		t.Fatalf("one push caused %d pop attempts; parked writers must not all retry", retries)
+	}
+	for i := 1; i < waiters; i++ {
+		if v := <-got; v != 0 {
+			t.Fatalf("a second item appeared: %d", v)
+		}
 	}
 }

@@ -5,17 +5,23 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/floruntime/flo/internal/action"
 	"github.com/floruntime/flo/internal/config"
 	"github.com/floruntime/flo/internal/fsm"
 	"github.com/floruntime/flo/internal/journal"
 	"github.com/floruntime/flo/internal/kv"
+	"github.com/floruntime/flo/internal/queue"
 	"github.com/floruntime/flo/internal/storage"
+	"github.com/floruntime/flo/internal/stream"
 )
 
 // machines lists every primitive, in a fixed order (the order pulses run in).
 func machines(db *storage.DB) []fsm.Machine {
 	return []fsm.Machine{
 		kv.New(db),
+		queue.New(db),
+		stream.New(db),
+		action.New(db),
 	}
 }
 
