@@ -254,7 +254,9 @@ func TestNode_OnePushRetriesOneParkedWriterNotAll(t *testing.T) {
 	const waiters = 50
 	got := make(chan uint64, waiters)
 	for i := 0; i < waiters; i++ {
-		go func() { got <- popped(do(context.Background(), n, opPop, Block{Enabled: true, For: 300 * time.Millisecond})) }()
+		go func() {
+			got <- popped(do(context.Background(), n, opPop, Block{Enabled: true, For: 300 * time.Millisecond}))
+		}()
 	}
 	waitParked(t, n, waiters)
 	m.mu.Lock()
