@@ -68,7 +68,11 @@ type Client struct {
 	opts Options
 
 	// KV, Queue, Stream, Action and Worker group the calls per primitive.
-	KV *KV
+	KV     *KV
+	Queue  *Queue
+	Stream *Stream
+	Action *Action
+	Worker *Worker
 
 	mu     sync.Mutex
 	shared *conn   // pipelined connection for ordinary calls

@@ -33,4 +33,4 @@ func main() {
 
 // clientCommands builds the client subcommands (kv, queue, stream, …); each
 // primitive's file appends its own.
-var clientCommands = []func() *cobra.Command{kvCmd}
+var clientCommands = []func() *cobra.Command{kvCmd, streamCmd, queueCmd, benchCmd, actionCmd, workerCmd}

@@ -7,6 +7,8 @@ so the suite runs from a source checkout without installing the package.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import faulthandler
 import os
 import shutil
 import signal
@@ -30,21 +32,51 @@ from flo import FloClient, wire  # noqa: E402
 _built_binary: Optional[str] = None
 
 
+def _newest_go_source() -> float:
+    newest = 0.0
+    for top in ("cmd", "internal", "wire"):
+        for dirpath, _, files in os.walk(os.path.join(REPO, top)):
+            for fn in files:
+                if fn.endswith(".go") or fn in ("go.mod", "go.sum"):
+                    newest = max(newest, os.path.getmtime(os.path.join(dirpath, fn)))
+    for fn in ("go.mod", "go.sum"):
+        path = os.path.join(REPO, fn)
+        if os.path.exists(path):
+            newest = max(newest, os.path.getmtime(path))
+    return newest
+
+
 def flo_binary() -> str:
-    """``$FLO_BIN``, else ``<repo>/bin/flo``, else a fresh ``go build`` into a temp dir."""
+    """``$FLO_BIN``, else ``<repo>/bin/flo``, else a fresh ``go build`` into a temp dir.
+
+    ``bin/flo`` is skipped when Go sources are newer than it and ``go`` is
+    available, so a stale build never runs the suite.
+    """
     global _built_binary
     env = os.environ.get("FLO_BIN")
     if env:
         return env
     candidate = os.path.join(REPO, "bin", "flo")
     if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-        return candidate
+        if shutil.which("go") is None or os.path.getmtime(candidate) >= _newest_go_source():
+            return candidate
     if _built_binary is None:
         out_dir = tempfile.mkdtemp(prefix="flo-bin-")
+        atexit.register(shutil.rmtree, out_dir, True)
         out = os.path.join(out_dir, "flo")
         subprocess.run(["go", "build", "-o", out, "./cmd/flo"], cwd=REPO, check=True)
         _built_binary = out
     return _built_binary
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM it if the test process dies (e.g. the hang watchdog)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort; not Linux
+        pass
 
 
 class ServerProcess:
@@ -71,6 +103,7 @@ class ServerProcess:
             ],
             stdout=log,
             stderr=log,
+            preexec_fn=_die_with_parent,
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -115,7 +148,29 @@ def unique(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-class ServerTestCase(unittest.IsolatedAsyncioTestCase):
+#: Hard limit for one test: a hang dumps every thread's traceback and exits,
+#: rather than stalling CI until its own timeout.
+TEST_TIMEOUT_S = float(os.environ.get("FLO_PY_TEST_TIMEOUT", "180"))
+
+
+class AsyncTestCase(unittest.IsolatedAsyncioTestCase):
+    """IsolatedAsyncioTestCase without asyncio debug mode, with a hang watchdog.
+
+    Debug mode records a traceback for every callback and task, which slows a
+    pipelined client several-fold and turns timing tests into CPU tests.
+    """
+
+    def setUp(self) -> None:
+        faulthandler.dump_traceback_later(TEST_TIMEOUT_S, exit=True)
+
+    def tearDown(self) -> None:
+        faulthandler.cancel_dump_traceback_later()
+
+    async def asyncSetUp(self) -> None:
+        asyncio.get_running_loop().set_debug(False)
+
+
+class ServerTestCase(AsyncTestCase):
     """One real server per test class; each test gets a client in a fresh namespace."""
 
     server: ServerProcess
@@ -134,6 +189,7 @@ class ServerTestCase(unittest.IsolatedAsyncioTestCase):
         super().tearDownClass()
 
     async def asyncSetUp(self) -> None:
+        await super().asyncSetUp()
         self.ns = unique("ns")
         self.client = FloClient(self.addr, namespace=self.ns, timeout_ms=self.client_timeout_ms)
         await self.client.connect()
@@ -164,6 +220,7 @@ class FakeServer:
         self.server: Optional[asyncio.base_events.Server] = None
         self.addr = ""
         self.requests: list[tuple[wire.Header, wire.Envelope]] = []
+        self.raw: list[bytes] = []
         self.connections = 0
         self._writers: list[asyncio.StreamWriter] = []
 
@@ -183,6 +240,7 @@ class FakeServer:
                 payload = await reader.readexactly(h.length)
                 env = wire.decode_envelope(payload)
                 self.requests.append((h, env))
+                self.raw.append(head + payload)
                 out = await self.handler(h, env)
                 if out:
                     writer.write(out)

@@ -14,7 +14,7 @@ from .options import (
     ActionStatusOptions,
     ActionType,
 )
-from .results import ActionInfo, ActionInvokeResult, ActionRunStatus
+from .results import ActionInvokeResult, ActionList, ActionRunStatus
 from .wire import OpCode, Status
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class ActionClient:
         With an ``idempotency_key`` a repeated invoke returns the first run's ID.
         """
         o = options or ActionInvokeOptions()
-        value = wire.encode_action_invoke(to_bytes(input, "input"), o.priority, o.idempotency_key)
+        value = wire.encode_action_invoke(to_bytes(input, "input"), o.priority, o.idempotency_key, o.delay_ms or 0)
         _, reply = await self._client.request(
             OpCode.ACTION_INVOKE, namespace_of(o), name_bytes(name, "action name"), value
         )
@@ -59,12 +59,15 @@ class ActionClient:
         )
         return wire.decode_action_status(reply)
 
-    async def list(self, options: Optional[ActionListOptions] = None) -> list[ActionInfo]:
-        """Return registered actions whose names start with ``prefix``, sorted by name."""
+    async def list(self, options: Optional[ActionListOptions] = None) -> ActionList:
+        """Return registered actions whose names start with ``prefix``, sorted by name.
+
+        The result is a list; its ``has_more``/``cursor`` attributes page through long listings.
+        """
         o = options or ActionListOptions()
         _, reply = await self._client.request(
             OpCode.ACTION_LIST, namespace_of(o), to_bytes(o.prefix or "", "prefix"),
-            wire.encode_action_list_request(o.limit), idempotent=True,
+            wire.encode_action_list_request(o.limit, o.cursor), idempotent=True,
         )
         return wire.decode_action_list(reply)
 

@@ -10,8 +10,8 @@ server cancel the parked request instead of handing data to a caller that is
 gone.
 
 Deadlines: an ordinary call must be answered within ``timeout_ms``. A blocking
-call with ``block_ms = N > 0`` gets ``N + timeout_ms``; with ``block_ms = 0``
-(wait forever) it has no client deadline at all. The client therefore never
+call with ``block_ms = N > 0`` gets ``N + max(timeout_ms, 2000)`` ms; with
+``block_ms = 0`` (wait forever) it has no client deadline at all. The client therefore never
 times out while the server is legitimately waiting.
 
 Connections are made lazily: the first call connects if ``connect()`` was not
@@ -40,6 +40,10 @@ logger = logging.getLogger("flo")
 logger.addHandler(logging.NullHandler())
 
 DEFAULT_PORT = 9000
+
+#: Least extra time a blocking call gets beyond block_ms for the reply to arrive:
+#: a busy machine must not turn a legitimate wait into a client-side timeout.
+_BLOCKING_MARGIN_MS = 2000
 
 
 def parse_endpoint(endpoint: str) -> tuple[str, int]:
@@ -113,8 +117,13 @@ class FloClient:
         self._ids = itertools.count(1)
         self._main: Optional[Connection] = None
         self._connect_lock: Optional[asyncio.Lock] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._idle: list[Connection] = []
         self._busy: set[Connection] = set()
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "not connected"
+        return f"FloClient({self.endpoint!r}, namespace={self.namespace!r}, {state})"
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -160,12 +169,30 @@ class FloClient:
     def _timeout_s(self) -> Optional[float]:
         return self.timeout_ms / 1000.0 if self.timeout_ms and self.timeout_ms > 0 else None
 
+    def _check_loop(self) -> None:
+        """Forget connections made in another event loop (e.g. a second ``asyncio.run``)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        if self._loop is not None:
+            for c in [self._main, *self._idle, *self._busy]:
+                if c is not None:
+                    try:
+                        c.abort("event loop changed")
+                    except RuntimeError:  # pragma: no cover - the old loop is still running elsewhere
+                        pass
+            self._main = None
+            self._idle.clear()
+            self._busy.clear()
+        self._loop = loop
+        self._connect_lock = asyncio.Lock()
+
     async def _main_connection(self) -> Connection:
         conn = self._main
-        if conn is not None and not conn.closed:
+        if conn is not None and not conn.closed and self._loop is asyncio.get_running_loop():
             return conn
-        if self._connect_lock is None:
-            self._connect_lock = asyncio.Lock()
+        self._check_loop()
+        assert self._connect_lock is not None
         async with self._connect_lock:
             conn = self._main
             if conn is not None and not conn.closed:
@@ -178,6 +205,7 @@ class FloClient:
             return conn
 
     async def _borrow_blocking(self) -> Connection:
+        self._check_loop()
         while self._idle:
             conn = self._idle.pop()
             if not conn.closed:
@@ -226,7 +254,9 @@ class FloClient:
                 )
             try:
                 if block_ms is None:
-                    conn = await self._main_connection()
+                    conn = self._main  # fast path: no coroutine when already connected
+                    if conn is None or conn.closed or self._loop is not asyncio.get_running_loop():
+                        conn = await self._main_connection()
                     seen = conn.responses
                     try:
                         status, payload = await conn.request(request_id, frame, self._timeout_s)
@@ -237,7 +267,7 @@ class FloClient:
                             continue
                         raise
                 else:
-                    status, payload = await self._blocking_request(request_id, frame, block_ms)
+                    status, payload = await self._blocking_request(request_id, frame, block_ms, idempotent)
             except Exception as e:
                 if self.debug:
                     logger.debug("flo <- #%d %s failed: %s: %s", request_id, wire.op_name(opcode), type(e).__name__, e)
@@ -253,21 +283,31 @@ class FloClient:
             return status, payload
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _blocking_request(self, request_id: int, frame: bytes, block_ms: int) -> tuple[int, bytes]:
+    async def _blocking_request(
+        self, request_id: int, frame: bytes, block_ms: int, idempotent: bool
+    ) -> tuple[int, bytes]:
         if block_ms < 0:
             raise ValidationError(f"block_ms must be >= 0, got {block_ms}")
         if block_ms == 0:
             deadline: Optional[float] = None  # the server waits as long as it takes
         else:
-            deadline = (block_ms + max(self.timeout_ms, 0)) / 1000.0
-        conn = await self._borrow_blocking()
-        reusable = False
-        try:
-            result = await conn.request(request_id, frame, deadline)
-            reusable = True
-            return result
-        finally:
-            self._return_blocking(conn, reusable)
+            deadline = (block_ms + max(self.timeout_ms, _BLOCKING_MARGIN_MS)) / 1000.0
+        while True:
+            pooled = bool(self._idle)
+            conn = await self._borrow_blocking()
+            reusable = False
+            try:
+                result = await conn.request(request_id, frame, deadline)
+                reusable = True
+                return result
+            except ConnectionFailedError:
+                # An idle pooled connection may have died unnoticed (a server restart):
+                # a read-only call is safe to send again on a fresh one.
+                if idempotent and pooled:
+                    continue
+                raise
+            finally:
+                self._return_blocking(conn, reusable)
 
 
 def _short(key: bytes) -> bytes:

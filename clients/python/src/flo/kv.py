@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .client import FloClient
 
 Key = Union[str, BytesLike]
+_NOT_FOUND = (Status.NOT_FOUND,)
 
 
 class KVClient:
@@ -28,13 +29,11 @@ class KVClient:
         With ``GetOptions(block_ms=…)`` waits until the key exists (``0`` = no
         limit); on timeout returns ``None``.
         """
-        o = options or GetOptions()
-        opts = wire.Options()
-        if o.block_ms is not None:
-            opts.u32(Tag.BLOCK_MS, o.block_ms)
+        block_ms = options.block_ms if options is not None else None
+        opts = wire.Options().u32(Tag.BLOCK_MS, block_ms).build() if block_ms is not None else b""
         status, payload = await self._client.request(
-            OpCode.KV_GET, namespace_of(o), name_bytes(key, "key"), b"", opts.build(),
-            block_ms=o.block_ms, allow=(Status.NOT_FOUND,), idempotent=True,
+            OpCode.KV_GET, namespace_of(options), name_bytes(key, "key"), b"", opts,
+            block_ms=block_ms, allow=_NOT_FOUND, idempotent=True,
         )
         if status == Status.NOT_FOUND or not payload:
             return None

@@ -86,11 +86,16 @@ class EnqueueOptions:
 
 @dataclass
 class DequeueOptions:
-    """Options for ``queue.dequeue``; ``block_ms`` follows the rules of :class:`GetOptions`."""
+    """Options for ``queue.dequeue``; ``block_ms`` follows the rules of :class:`GetOptions`.
+
+    ``detailed`` asks for each message's priority, delivery count, enqueue time
+    and last failure reason (a flo extension).
+    """
 
     block_ms: Optional[int] = None
     visibility_timeout_ms: Optional[int] = None
     namespace: Optional[str] = None
+    detailed: bool = False
 
 
 @dataclass
@@ -100,18 +105,26 @@ class AckOptions(NamespaceOptions):
 
 @dataclass
 class NackOptions:
-    """Options for ``queue.nack``: ``to_dlq`` dead-letters the messages at once."""
+    """Options for ``queue.nack``: ``to_dlq`` dead-letters the messages at once.
+
+    flo extensions: ``delay_ms`` makes a retried message ready again only after
+    that delay; ``reason`` (≤ 255 bytes) is kept as the message's last failure
+    reason, shown by detailed listings.
+    """
 
     to_dlq: bool = False
     namespace: Optional[str] = None
+    reason: Optional[str] = None
+    delay_ms: Optional[int] = None
 
 
 @dataclass
 class DlqListOptions:
-    """Options for ``queue.dlq_list``."""
+    """Options for ``queue.dlq_list``; ``detailed`` as in :class:`DequeueOptions`."""
 
     limit: int = 100
     namespace: Optional[str] = None
+    detailed: bool = False
 
 
 @dataclass
@@ -120,8 +133,16 @@ class DlqRequeueOptions(NamespaceOptions):
 
 
 @dataclass
-class PeekOptions(NamespaceOptions):
-    """Options for ``queue.peek``."""
+class PeekOptions:
+    """Options for ``queue.peek``; ``detailed`` as in :class:`DequeueOptions`."""
+
+    namespace: Optional[str] = None
+    detailed: bool = False
+
+
+@dataclass
+class DlqDeleteOptions(NamespaceOptions):
+    """Options for ``queue.dlq_delete`` and ``queue.dlq_purge``."""
 
 
 @dataclass
@@ -191,16 +212,41 @@ class StreamReadOptions:
 
 @dataclass
 class StreamGroupReadOptions:
-    """Options for ``stream.group_read`` (server default count 10)."""
+    """Options for ``stream.group_read`` (server default count 10).
+
+    ``ack_timeout_ms`` and ``max_deliver`` change the group's settings, as in
+    :class:`StreamGroupJoinOptions`.
+    """
 
     count: Optional[int] = None
     block_ms: Optional[int] = None
     namespace: Optional[str] = None
+    ack_timeout_ms: Optional[int] = None
+    max_deliver: Optional[int] = None
 
 
 @dataclass
 class StreamGroupOptions(NamespaceOptions):
-    """Options for ``stream.group_join``, ``group_leave`` and ``group_ack``."""
+    """Options for ``stream.group_leave``, ``group_ack``, ``group_nack``, ``group_touch``
+    and ``group_dlq_requeue``."""
+
+
+@dataclass
+class StreamGroupJoinOptions:
+    """Options for ``stream.group_join``. ``ack_timeout_ms`` (default 30000) and
+    ``max_deliver`` (default 10, at most 255) set the whole group's settings (flo extension)."""
+
+    ack_timeout_ms: Optional[int] = None
+    max_deliver: Optional[int] = None
+    namespace: Optional[str] = None
+
+
+@dataclass
+class StreamGroupDlqListOptions:
+    """Options for ``stream.group_dlq_list``."""
+
+    limit: Optional[int] = None
+    namespace: Optional[str] = None
 
 
 @dataclass
@@ -243,11 +289,13 @@ class ActionRegisterOptions:
 @dataclass
 class ActionInvokeOptions:
     """Options for ``action.invoke``. Priority 0-255, higher first; an
-    ``idempotency_key`` makes repeated invokes return the first run."""
+    ``idempotency_key`` makes repeated invokes return the first run; ``delay_ms``
+    (up to 30 days) holds the run back before its first claim."""
 
     priority: int = 10
     idempotency_key: Optional[str] = None
     namespace: Optional[str] = None
+    delay_ms: Optional[int] = None
 
 
 @dataclass
@@ -257,11 +305,12 @@ class ActionStatusOptions(NamespaceOptions):
 
 @dataclass
 class ActionListOptions:
-    """Options for ``action.list``."""
+    """Options for ``action.list``; ``cursor`` is the ``cursor`` of a previous page."""
 
     prefix: str = ""
     limit: int = 100
     namespace: Optional[str] = None
+    cursor: Optional[bytes] = None
 
 
 @dataclass
@@ -273,8 +322,12 @@ class ActionDeleteOptions(NamespaceOptions):
 
 
 @dataclass
-class WorkerRegisterOptions(NamespaceOptions):
-    """Options for ``worker.register``."""
+class WorkerRegisterOptions:
+    """Options for ``worker.register``; ``max_concurrency`` is reported by ``worker.list``
+    (a flo extension)."""
+
+    namespace: Optional[str] = None
+    max_concurrency: Optional[int] = None
 
 
 @dataclass
@@ -283,11 +336,14 @@ class WorkerAwaitOptions:
 
     ``block_ms`` follows the rules of :class:`GetOptions` (``None``: do not
     wait). ``timeout_ms`` > 0 overrides the action's lease for this claim.
+    ``count`` (a flo extension) claims up to that many tasks at once; they are
+    returned in ``WorkerAwaitResult.tasks``.
     """
 
     block_ms: Optional[int] = None
     timeout_ms: Optional[int] = None
     namespace: Optional[str] = None
+    count: Optional[int] = None
 
 
 @dataclass
@@ -313,10 +369,13 @@ class WorkerFailOptions:
 
 @dataclass
 class WorkerListOptions:
-    """Options for ``worker.list``."""
+    """Options for ``worker.list``: workers whose ID starts with ``prefix``;
+    ``cursor`` is the ``cursor`` of a previous page."""
 
     limit: int = 100
     namespace: Optional[str] = None
+    cursor: Optional[bytes] = None
+    prefix: str = ""
 
 
 __all__ = [
@@ -333,6 +392,7 @@ __all__ = [
     "DlqListOptions",
     "DlqRequeueOptions",
     "PeekOptions",
+    "DlqDeleteOptions",
     "QueueTouchOptions",
     "QueueStatsOptions",
     "StreamStartMode",
@@ -340,6 +400,8 @@ __all__ = [
     "StreamReadOptions",
     "StreamGroupReadOptions",
     "StreamGroupOptions",
+    "StreamGroupJoinOptions",
+    "StreamGroupDlqListOptions",
     "StreamInfoOptions",
     "StreamTrimOptions",
     "ActionType",

@@ -9,14 +9,16 @@ from ._util import BytesLike, name_bytes, namespace_of, seq_list, to_bytes
 from .options import (
     AckOptions,
     DequeueOptions,
+    DlqDeleteOptions,
     DlqListOptions,
     DlqRequeueOptions,
     EnqueueOptions,
     NackOptions,
     PeekOptions,
+    QueueStatsOptions,
     QueueTouchOptions,
 )
-from .results import DequeueResult
+from .results import DequeueResult, QueueStats
 from .wire import OpCode, Tag
 
 if TYPE_CHECKING:
@@ -49,11 +51,11 @@ class QueueClient:
         its visibility timeout passes. ``block_ms`` long-polls.
         """
         o = options or DequeueOptions()
+        opts = wire.dequeue_options(count, o.visibility_timeout_ms, o.block_ms) + _detail(o.detailed)
         _, reply = await self._client.request(
-            OpCode.QUEUE_DEQUEUE, namespace_of(o), name_bytes(queue, "queue"), b"",
-            wire.dequeue_options(count, o.visibility_timeout_ms, o.block_ms), block_ms=o.block_ms,
+            OpCode.QUEUE_DEQUEUE, namespace_of(o), name_bytes(queue, "queue"), b"", opts, block_ms=o.block_ms,
         )
-        return DequeueResult(messages=wire.decode_message_list(reply))
+        return DequeueResult(messages=wire.decode_message_list(reply, o.detailed))
 
     async def ack(self, queue: str, seqs: Seqs, options: Optional[AckOptions] = None) -> None:
         """Remove messages for good. Unknown seqs are ignored; an empty list sends nothing."""
@@ -62,8 +64,14 @@ class QueueClient:
     async def nack(self, queue: str, seqs: Seqs, options: Optional[NackOptions] = None) -> None:
         """Give leased messages back for redelivery, or dead-letter them with ``to_dlq``."""
         o = options or NackOptions()
-        opts = wire.Options().u8(Tag.SEND_TO_DLQ, 1).build() if o.to_dlq else b""
-        await self._seq_op(OpCode.QUEUE_FAIL, queue, seqs, o, opts)
+        opts = wire.Options()
+        if o.to_dlq:
+            opts.u8(Tag.SEND_TO_DLQ, 1)
+        if o.delay_ms is not None:
+            opts.u64(Tag.DELAY_MS, o.delay_ms)
+        if o.reason is not None:
+            opts.raw(Tag.NACK_REASON, o.reason)
+        await self._seq_op(OpCode.QUEUE_FAIL, queue, seqs, o, opts.build())
 
     async def touch(self, queue: str, seqs: Seqs, options: Optional[QueueTouchOptions] = None) -> None:
         """Renew leases: each deadline becomes now + the message's visibility timeout."""
@@ -74,9 +82,9 @@ class QueueClient:
         o = options or DlqListOptions()
         _, reply = await self._client.request(
             OpCode.QUEUE_DLQ_LIST, namespace_of(o), name_bytes(queue, "queue"), b"",
-            wire.Options().u32(Tag.LIMIT, o.limit).build(), idempotent=True,
+            wire.Options().u32(Tag.LIMIT, o.limit).build() + _detail(o.detailed), idempotent=True,
         )
-        return DequeueResult(messages=wire.decode_message_list(reply))
+        return DequeueResult(messages=wire.decode_message_list(reply, o.detailed))
 
     async def dlq_requeue(self, queue: str, seqs: Seqs, options: Optional[DlqRequeueOptions] = None) -> None:
         """Move dead-lettered messages back to ready (same seq, delivery count reset)."""
@@ -84,11 +92,38 @@ class QueueClient:
 
     async def peek(self, queue: str, count: int = 1, options: Optional[PeekOptions] = None) -> DequeueResult:
         """Return up to ``count`` ready messages without leasing them."""
+        detailed = bool(getattr(options, "detailed", False))
         _, reply = await self._client.request(
             OpCode.QUEUE_PEEK, namespace_of(options), name_bytes(queue, "queue"), b"",
-            wire.Options().u32(Tag.COUNT, count).build(), idempotent=True,
+            wire.Options().u32(Tag.COUNT, count).build() + _detail(detailed), idempotent=True,
         )
-        return DequeueResult(messages=wire.decode_message_list(reply))
+        return DequeueResult(messages=wire.decode_message_list(reply, detailed))
+
+    async def dlq_delete(self, queue: str, seqs: Seqs, options: Optional[DlqDeleteOptions] = None) -> int:
+        """Delete dead-lettered messages for good; returns how many were deleted (flo extension)."""
+        s = seq_list(seqs)
+        name = name_bytes(queue, "queue")
+        if not s:
+            return 0
+        _, reply = await self._client.request(
+            OpCode.QUEUE_DLQ_DELETE, namespace_of(options), name, wire.encode_seq_list(s)
+        )
+        return wire.decode_u64(reply)
+
+    async def dlq_purge(self, queue: str, options: Optional[DlqDeleteOptions] = None) -> int:
+        """Delete every dead-lettered message of the queue; returns how many (flo extension)."""
+        _, reply = await self._client.request(
+            OpCode.QUEUE_DLQ_DELETE, namespace_of(options), name_bytes(queue, "queue"), b"",
+            wire.Options().flag(Tag.DLQ_ALL).build(),
+        )
+        return wire.decode_u64(reply)
+
+    async def stats(self, queue: str, options: Optional[QueueStatsOptions] = None) -> QueueStats:
+        """Return the queue's depth by state: ready, delayed, in flight, DLQ (flo extension)."""
+        _, reply = await self._client.request(
+            OpCode.QUEUE_STATS, namespace_of(options), name_bytes(queue, "queue"), idempotent=True
+        )
+        return wire.decode_queue_stats(reply)
 
     async def _seq_op(self, op: int, queue: str, seqs: Seqs, options: object, opts: bytes) -> None:
         s = seq_list(seqs)
@@ -96,3 +131,7 @@ class QueueClient:
         if not s:
             return
         await self._client.request(op, namespace_of(options), name, wire.encode_seq_list(s), opts)
+
+
+def _detail(detailed: bool) -> bytes:
+    return wire.Options().flag(Tag.MESSAGE_DETAIL).build() if detailed else b""

@@ -97,11 +97,21 @@ class VersionEntry:
 
 @dataclass
 class Message:
-    """A queue message. ``delivery_count`` is filled only where the server reports it."""
+    """A queue message.
+
+    ``seq`` and ``payload`` are always set. The other fields are filled only
+    when the call asked for details (``detailed=True``): priority, number of
+    deliveries so far, enqueue time and DLQ entry time (Unix ms), and the last
+    failure reason.
+    """
 
     seq: int
     payload: bytes
     delivery_count: Optional[int] = None
+    priority: Optional[int] = None
+    enqueued_at: Optional[int] = None
+    dlq_at: Optional[int] = None
+    reason: Optional[str] = None
 
     @property
     def sequence(self) -> int:
@@ -114,6 +124,16 @@ class DequeueResult:
     """Messages returned by ``dequeue``, ``peek`` and ``dlq_list``."""
 
     messages: list[Message] = field(default_factory=list)
+
+
+@dataclass
+class QueueStats:
+    """Depth of a queue by state (``queue.stats``)."""
+
+    ready: int = 0
+    delayed: int = 0
+    in_flight: int = 0
+    dlq: int = 0
 
 
 # --- Streams ----------------------------------------------------------------
@@ -176,6 +196,25 @@ class StreamReadResult:
     """Records returned by ``stream.read`` and ``stream.group_read``, ascending by offset."""
 
     records: list[StreamRecord] = field(default_factory=list)
+
+
+@dataclass
+class StreamDeadRecord:
+    """A record a consumer group gave up on after too many deliveries (``group_dlq_list``)."""
+
+    offset: int
+    timestamp: int
+    payload: bytes
+    deliveries: int = 0
+    dead_at: int = 0
+    consumer: str = ""
+    partition_key: Optional[str] = None
+    key: Optional[bytes] = None
+
+    @property
+    def sequence(self) -> int:
+        """Upstream name of ``offset``."""
+        return self.offset
 
 
 @dataclass
@@ -290,6 +329,18 @@ class ActionInfo:
     description: Optional[str] = None
 
 
+class ActionList(list):  # type: ignore[type-arg]
+    """A page of ``action.list``: a ``list[ActionInfo]`` that also carries ``has_more`` and ``cursor``.
+
+    Pass ``cursor`` back in ``ActionListOptions(cursor=...)`` to fetch the next page.
+    """
+
+    def __init__(self, items: "list[ActionInfo] | None" = None, has_more: bool = False, cursor: Optional[bytes] = None) -> None:
+        super().__init__(items or [])
+        self.has_more = has_more
+        self.cursor = cursor
+
+
 # --- Workers ----------------------------------------------------------------
 
 
@@ -325,9 +376,14 @@ class TaskAssignment:
 
 @dataclass
 class WorkerAwaitResult:
-    """The outcome of ``worker.await_task``: ``task`` is ``None`` when nothing arrived."""
+    """The outcome of ``worker.await_task``: ``task`` is ``None`` when nothing arrived.
+
+    With ``WorkerAwaitOptions(count=N)`` every claimed task is in ``tasks`` (and
+    ``task`` is the first of them).
+    """
 
     task: Optional[TaskAssignment] = None
+    tasks: list[TaskAssignment] = field(default_factory=list)
 
 
 @dataclass
@@ -375,6 +431,15 @@ class WorkerInfo:
         return [p.name for p in self.processes]
 
 
+class WorkerList(list):  # type: ignore[type-arg]
+    """A page of ``worker.list``: a ``list[WorkerInfo]`` that also carries ``has_more`` and ``cursor``."""
+
+    def __init__(self, items: "list[WorkerInfo] | None" = None, has_more: bool = False, cursor: Optional[bytes] = None) -> None:
+        super().__init__(items or [])
+        self.has_more = has_more
+        self.cursor = cursor
+
+
 __all__ = [
     "StreamID",
     "KVEntry",
@@ -382,6 +447,8 @@ __all__ = [
     "VersionEntry",
     "Message",
     "DequeueResult",
+    "QueueStats",
+    "StreamDeadRecord",
     "StreamAppendResult",
     "StreamRecord",
     "StreamReadResult",
@@ -391,9 +458,11 @@ __all__ = [
     "ActionInvokeResult",
     "ActionRunStatus",
     "ActionInfo",
+    "ActionList",
     "TaskAssignment",
     "WorkerAwaitResult",
     "WorkerProcess",
     "WorkerStatus",
     "WorkerInfo",
+    "WorkerList",
 ]

@@ -9,6 +9,8 @@ from ._util import BytesLike, name_bytes, namespace_of, seq_list, to_bytes
 from .errors import ValidationError
 from .options import (
     StreamAppendOptions,
+    StreamGroupDlqListOptions,
+    StreamGroupJoinOptions,
     StreamGroupOptions,
     StreamGroupReadOptions,
     StreamInfoOptions,
@@ -16,8 +18,8 @@ from .options import (
     StreamStartMode,
     StreamTrimOptions,
 )
-from .results import StreamAppendResult, StreamID, StreamInfo, StreamReadResult, StreamTrimResult
-from .wire import OpCode, Status
+from .results import StreamAppendResult, StreamDeadRecord, StreamID, StreamInfo, StreamReadResult, StreamTrimResult
+from .wire import OpCode, Status, Tag
 
 if TYPE_CHECKING:
     from .client import FloClient
@@ -87,7 +89,7 @@ class StreamClient:
         )
         _, reply = await self._client.request(
             OpCode.STREAM_READ, namespace_of(o), name_bytes(stream, "stream"), b"", opts,
-            block_ms=o.block_ms, allow=(Status.NOT_FOUND,), idempotent=o.block_ms is None,
+            block_ms=o.block_ms, allow=(Status.NOT_FOUND,), idempotent=True,
         )
         return StreamReadResult(records=wire.decode_record_list(reply))
 
@@ -110,12 +112,21 @@ class StreamClient:
         return wire.decode_stream_trim_result(reply)
 
     async def group_join(
-        self, stream: str, group: str, consumer: str, options: Optional[StreamGroupOptions] = None
+        self,
+        stream: str,
+        group: str,
+        consumer: str,
+        options: Optional[Union[StreamGroupJoinOptions, StreamGroupOptions]] = None,
     ) -> None:
-        """Join ``consumer`` to ``group`` (creating the group at the start of the stream)."""
+        """Join ``consumer`` to ``group`` (creating the group at the start of the stream).
+
+        :class:`StreamGroupJoinOptions` may also set the group's ack timeout and delivery limit.
+        """
+        opts = wire.group_join_options(getattr(options, "ack_timeout_ms", None), getattr(options, "max_deliver", None))
         await self._client.request(
             OpCode.STREAM_GROUP_JOIN, namespace_of(options), name_bytes(stream, "stream"),
-            wire.encode_group_consumer(_req(group, "group"), _req(consumer, "consumer")), allow=(Status.NOT_FOUND,),
+            wire.encode_group_consumer(_req(group, "group"), _req(consumer, "consumer")), opts,
+            allow=(Status.NOT_FOUND,),
         )
 
     async def group_leave(
@@ -135,23 +146,63 @@ class StreamClient:
         _, reply = await self._client.request(
             OpCode.STREAM_GROUP_READ, namespace_of(o), name_bytes(stream, "stream"),
             wire.encode_group_consumer(_req(group, "group"), _req(consumer, "consumer")),
-            wire.group_read_options(o.count, o.block_ms), block_ms=o.block_ms, allow=(Status.NOT_FOUND,),
+            wire.group_read_options(o.count, o.block_ms, o.ack_timeout_ms, o.max_deliver),
+            block_ms=o.block_ms, allow=(Status.NOT_FOUND,),
         )
         return StreamReadResult(records=wire.decode_record_list(reply))
 
     async def group_ack(
         self, stream: str, group: str, offsets: Offsets, options: Optional[StreamGroupOptions] = None
-    ) -> None:
-        """Acknowledge records for ``group``; unknown offsets are ignored, an empty list sends nothing."""
+    ) -> int:
+        """Acknowledge records for ``group``; returns how many were pending.
+
+        Unknown offsets are ignored; an empty list sends nothing.
+        """
+        return await self._group_seqs(OpCode.STREAM_GROUP_ACK, stream, group, offsets, options)
+
+    async def group_nack(
+        self, stream: str, group: str, offsets: Offsets, options: Optional[StreamGroupOptions] = None
+    ) -> int:
+        """Make pending records redeliverable at once; returns how many (flo extension)."""
+        return await self._group_seqs(OpCode.STREAM_GROUP_NACK, stream, group, offsets, options)
+
+    async def group_touch(
+        self, stream: str, group: str, offsets: Offsets, options: Optional[StreamGroupOptions] = None
+    ) -> int:
+        """Reset the ack deadline of pending records; returns how many (flo extension)."""
+        return await self._group_seqs(OpCode.STREAM_GROUP_TOUCH, stream, group, offsets, options)
+
+    async def group_dlq_list(
+        self, stream: str, group: str, options: Optional[StreamGroupDlqListOptions] = None
+    ) -> list[StreamDeadRecord]:
+        """List records the group stopped delivering after too many attempts (flo extension)."""
+        o = options or StreamGroupDlqListOptions()
+        opts = wire.Options()
+        if o.limit is not None:
+            opts.u32(Tag.LIMIT, o.limit)
+        _, reply = await self._client.request(
+            OpCode.STREAM_GROUP_DLQ_LIST, namespace_of(o), name_bytes(stream, "stream"),
+            wire.encode_group_name(_req(group, "group")), opts.build(), allow=(Status.NOT_FOUND,), idempotent=True,
+        )
+        return wire.decode_dead_records(reply)
+
+    async def group_dlq_requeue(
+        self, stream: str, group: str, offsets: Offsets, options: Optional[StreamGroupOptions] = None
+    ) -> int:
+        """Move dead-lettered records back to the group, redeliverable at once; returns how many
+        (flo extension)."""
+        return await self._group_seqs(OpCode.STREAM_GROUP_DLQ_REQUEUE, stream, group, offsets, options)
+
+    async def _group_seqs(self, op: int, stream: str, group: str, offsets: Offsets, options: object) -> int:
         s = seq_list(offsets)
         name = name_bytes(stream, "stream")
         g = _req(group, "group")
         if not s:
-            return
-        await self._client.request(
-            OpCode.STREAM_GROUP_ACK, namespace_of(options), name, wire.encode_group_ack(g, s),
-            allow=(Status.NOT_FOUND,),
+            return 0
+        _, reply = await self._client.request(
+            op, namespace_of(options), name, wire.encode_group_ack(g, s), allow=(Status.NOT_FOUND,)
         )
+        return wire.decode_u64(reply)
 
 
 def _req(value: str, what: str) -> str:

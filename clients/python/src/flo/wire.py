@@ -35,6 +35,9 @@ from .errors import (
 )
 from .results import (
     ActionInfo,
+    ActionList,
+    QueueStats,
+    StreamDeadRecord,
     ActionRunStatus,
     KVEntry,
     Message,
@@ -47,6 +50,7 @@ from .results import (
     TaskAssignment,
     VersionEntry,
     WorkerInfo,
+    WorkerList,
     WorkerProcess,
     WorkerStatus,
 )
@@ -79,6 +83,10 @@ class OpCode(enum.IntEnum):
     STREAM_GROUP_LEAVE = 0x22
     STREAM_GROUP_READ = 0x23
     STREAM_GROUP_ACK = 0x24
+    STREAM_GROUP_NACK = 0x29
+    STREAM_GROUP_TOUCH = 0x2A
+    STREAM_GROUP_DLQ_LIST = 0x2D
+    STREAM_GROUP_DLQ_REQUEUE = 0x2E
     KV_PUT = 0x30
     KV_GET = 0x31
     KV_DELETE = 0x32
@@ -89,6 +97,7 @@ class OpCode(enum.IntEnum):
     QUEUE_COMPLETE = 0x42
     QUEUE_FAIL = 0x44
     QUEUE_DLQ_LIST = 0x46
+    QUEUE_DLQ_DELETE = 0x47
     QUEUE_DLQ_REQUEUE = 0x48
     QUEUE_STATS = 0x4B
     QUEUE_PEEK = 0x4C
@@ -153,12 +162,17 @@ class Tag(enum.IntEnum):
     RETENTION_COUNT = 0x29
     RETENTION_AGE = 0x2A
     RETENTION_BYTES = 0x2B
+    ACK_TIMEOUT_MS = 0x30
+    MAX_DELIVER = 0x31
     WORKER_ID = 0x40
     EXTEND_MS = 0x41
     MAX_TASKS = 0x42
     RETRY = 0x43
     TIMEOUT_MS = 0x50
     TIMESTAMP_MS = 0x70
+    NACK_REASON = 0x71
+    MESSAGE_DETAIL = 0x72
+    DLQ_ALL = 0x73
 
 
 def op_name(code: int) -> str:
@@ -298,6 +312,12 @@ def decode_envelope(payload: bytes) -> Envelope:
     return Envelope(ns, key, value, options)
 
 
+_HEAD16 = struct.Struct("<IIQ")
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_crc32 = binascii.crc32
+
+
 def encode_request(
     request_id: int,
     opcode: int,
@@ -306,8 +326,22 @@ def encode_request(
     value: bytes = b"",
     options: bytes = b"",
 ) -> bytes:
-    """Encode a complete request frame."""
-    return encode_frame(request_id, opcode, encode_envelope(namespace, key, value, options))
+    """Encode a complete request frame (header + envelope) in one pass.
+
+    Equivalent to ``encode_frame(request_id, opcode, encode_envelope(...))``;
+    this is the client's hot path, so it avoids the intermediate calls.
+    """
+    ns = namespace.encode("utf-8")
+    if len(ns) > MAX_NAMESPACE_BYTES or len(key) > MAX_KEY_BYTES or len(value) > MAX_VALUE_BYTES \
+            or len(options) > MAX_OPTIONS_BYTES:
+        encode_envelope(namespace, key, value, options)  # raises the precise ValidationError
+    payload = b"".join(
+        (_U16.pack(len(ns)), ns, _U16.pack(len(key)), key, _U32.pack(len(value)), value, _U16.pack(len(options)), options)
+    )
+    head16 = _HEAD16.pack(MAGIC, len(payload), request_id)
+    tail4 = bytes((VERSION, opcode, 0, 0))
+    crc = _crc32(payload, _crc32(tail4, _crc32(head16))) & 0xFFFFFFFF
+    return b"".join((head16, _U32.pack(crc), tail4, payload))
 
 
 def encode_response(request_id: int, status: int, payload: bytes = b"") -> bytes:
@@ -624,25 +658,59 @@ def decode_seq_list(value: bytes) -> list[int]:
     return [r.u64() for _ in range(r.u32())]
 
 
-def encode_message_list(messages: Sequence[Message]) -> bytes:
-    """Encode ``[count:u32] count × ([seq:u64][payload_len:u32][payload])``."""
+def encode_message_list(messages: Sequence[Message], detailed: bool = False) -> bytes:
+    """Encode ``[count:u32] count × ([seq:u64][payload_len:u32][payload])``, plus flo's
+    detail extension per message when ``detailed``."""
     parts = [struct.pack("<I", len(messages))]
     for m in messages:
         parts.append(struct.pack("<QI", m.seq, len(m.payload)))
         parts.append(m.payload)
+        if detailed:
+            parts.append(struct.pack("<BIqq", m.priority or 0, m.delivery_count or 0, m.enqueued_at or 0, m.dlq_at or 0))
+            parts.append(_b16((m.reason or "").encode()))
     return b"".join(parts)
 
 
-def decode_message_list(payload: bytes) -> list[Message]:
-    """Decode a message list (dequeue, peek, DLQ list). Fewer than 4 bytes means no messages."""
+def decode_message_list(payload: bytes, detailed: bool = False) -> list[Message]:
+    """Decode a message list (dequeue, peek, DLQ list). Fewer than 4 bytes means no messages.
+
+    With ``detailed`` (the request carried MESSAGE_DETAIL 0x72) each record continues
+    ``[priority:u8][deliveries:u32][enqueued_at_ms:i64][dlq_at_ms:i64][reason_len:u16][reason]``.
+    """
     if len(payload) < 4:
         return []
     r = Reader(payload)
     out = []
     for _ in range(r.u32()):
         seq = r.u64()
-        out.append(Message(seq=seq, payload=r.bytes32()))
+        m = Message(seq=seq, payload=r.bytes32())
+        if detailed:
+            m.priority = r.u8()
+            m.delivery_count = r.u32()
+            m.enqueued_at = r.i64()
+            dlq_at = r.i64()
+            m.dlq_at = dlq_at or None
+            m.reason = r.str16() or None
+        out.append(m)
     return out
+
+
+def encode_queue_stats(st: QueueStats) -> bytes:
+    """Encode ``[ready:u64][delayed:u64][in_flight:u64][dlq:u64]``."""
+    return struct.pack("<QQQQ", st.ready, st.delayed, st.in_flight, st.dlq)
+
+
+def decode_queue_stats(payload: bytes) -> QueueStats:
+    """Decode the QUEUE_STATS reply (a flo extension); trailing fields are ignored."""
+    if len(payload) < 32:
+        raise IncompleteResponseError(f"queue stats response needs 32 bytes, got {len(payload)}")
+    ready, delayed, in_flight, dlq = struct.unpack_from("<QQQQ", payload)
+    return QueueStats(ready=ready, delayed=delayed, in_flight=in_flight, dlq=dlq)
+
+
+def decode_u64(payload: bytes) -> int:
+    """Decode a ``[n:u64]`` reply (0 when shorter)."""
+    return struct.unpack_from("<Q", payload)[0] if len(payload) >= 8 else 0
 
 
 # --- Stream bodies -----------------------------------------------------------------
@@ -699,14 +767,19 @@ def stream_read_options(
     return o.build()
 
 
-def group_read_options(count: Optional[int] = None, block_ms: Optional[int] = None) -> bytes:
-    """GROUP_READ options: COUNT, BLOCK_MS."""
+def group_read_options(
+    count: Optional[int] = None,
+    block_ms: Optional[int] = None,
+    ack_timeout_ms: Optional[int] = None,
+    max_deliver: Optional[int] = None,
+) -> bytes:
+    """GROUP_READ options: COUNT, BLOCK_MS, then flo's group settings (ACK_TIMEOUT_MS, MAX_DELIVER)."""
     o = Options()
     if count is not None:
         o.u32(Tag.COUNT, count)
     if block_ms is not None:
         o.u32(Tag.BLOCK_MS, block_ms)
-    return o.build()
+    return o.build() + group_join_options(ack_timeout_ms, max_deliver)
 
 
 def stream_trim_options(
@@ -757,8 +830,65 @@ def encode_group_consumer(group: str, consumer: str) -> bytes:
 
 
 def encode_group_ack(group: str, seqs: Sequence[int]) -> bytes:
-    """Encode ``[group_len:u16][group][count:u32] count × [seq:u64]`` (no consumer field)."""
+    """Encode ``[group_len:u16][group][count:u32] count × [seq:u64]`` (no consumer field).
+
+    The same layout carries GROUP_NACK, GROUP_TOUCH and GROUP_DLQ_REQUEUE.
+    """
     return _b16(_name(group, "group")) + encode_seq_list(seqs)
+
+
+def encode_group_name(group: str) -> bytes:
+    """Encode ``[group_len:u16][group]`` (the GROUP_DLQ_LIST value)."""
+    return _b16(_name(group, "group"))
+
+
+def group_join_options(ack_timeout_ms: Optional[int] = None, max_deliver: Optional[int] = None) -> bytes:
+    """GROUP_JOIN settings (flo extension): ACK_TIMEOUT_MS (u32), MAX_DELIVER (u8)."""
+    o = Options()
+    if ack_timeout_ms is not None:
+        o.u32(Tag.ACK_TIMEOUT_MS, ack_timeout_ms)
+    if max_deliver is not None:
+        o.u8(Tag.MAX_DELIVER, max_deliver)
+    return o.build()
+
+
+def encode_dead_records(records: Sequence[StreamDeadRecord]) -> bytes:
+    """Encode a group dead-letter list (for tests and fake servers)."""
+    parts = [struct.pack("<I", len(records))]
+    for d in records:
+        parts.append(struct.pack("<QqIq", d.offset, d.timestamp, d.deliveries, d.dead_at))
+        parts.append(_b16(d.consumer.encode()))
+        key = d.key if d.key is not None else (d.partition_key.encode() if d.partition_key is not None else None)
+        parts.append(b"\x00" if key is None else b"\x01" + _b32(key))
+        parts.append(_b32(d.payload))
+    return b"".join(parts)
+
+
+def decode_dead_records(payload: bytes) -> list[StreamDeadRecord]:
+    """Decode a GROUP_DLQ_LIST reply (flo extension)::
+
+        [count:u32] count × ([sequence:u64][timestamp_ms:i64][deliveries:u32][dead_at_ms:i64]
+          [consumer_len:u16][consumer][key_present:u8]([key_len:u32][key])?[payload_len:u32][payload])
+    """
+    if len(payload) < 4:
+        return []
+    r = Reader(payload)
+    out = []
+    for _ in range(r.u32()):
+        seq = r.u64()
+        ts = r.i64()
+        deliveries = r.u32()
+        dead_at = r.i64()
+        consumer = r.str16()
+        key = r.bytes32() if r.u8() else None
+        body = r.bytes32()
+        out.append(
+            StreamDeadRecord(
+                offset=seq, timestamp=ts, deliveries=deliveries, dead_at=dead_at, consumer=consumer,
+                payload=body, partition_key=_utf8(key) if key is not None else None, key=key,
+            )
+        )
+    return out
 
 
 def encode_record_list(records: Sequence[StreamRecord]) -> bytes:
@@ -833,11 +963,15 @@ def encode_action_register(
     return out + b"\x00" * 5
 
 
-def encode_action_invoke(input: bytes, priority: int = 10, idempotency_key: Optional[str] = None) -> bytes:
-    """Encode the INVOKE value: priority, delay 0, no caller, optional idempotency key, input."""
+def encode_action_invoke(
+    input: bytes, priority: int = 10, idempotency_key: Optional[str] = None, delay_ms: int = 0
+) -> bytes:
+    """Encode the INVOKE value: priority, delay, no caller, optional idempotency key, input."""
     if not 0 <= priority <= 255:
         raise ValidationError(f"priority {priority} out of range 0..255")
-    out = struct.pack("<BqB", priority, 0, 0)
+    if delay_ms < 0:
+        raise ValidationError(f"delay_ms must be >= 0, got {delay_ms}")
+    out = struct.pack("<BqB", priority, delay_ms, 0)
     if idempotency_key is not None:
         out += b"\x01" + _b16(_name(idempotency_key, "idempotency key"))
     else:
@@ -892,22 +1026,37 @@ def decode_action_status(payload: bytes) -> ActionRunStatus:
     )
 
 
-def encode_action_list_request(limit: int = 100) -> bytes:
-    """Encode the LIST value ``[limit:u32]``."""
-    return struct.pack("<I", limit)
+def encode_action_list_request(limit: int = 100, cursor: Optional[bytes] = None) -> bytes:
+    """Encode the LIST value ``[limit:u32][cursor: bytes to end]`` (the cursor is a flo extension)."""
+    return struct.pack("<I", limit) + (cursor or b"")
 
 
-def encode_action_list(actions: Sequence[ActionInfo], has_more: bool = False) -> bytes:
-    """Encode the server-defined LIST layout with 6-byte entries (for tests and fake servers)."""
+def encode_action_list(actions: Sequence[ActionInfo], has_more: bool = False, cursor: bytes = b"") -> bytes:
+    """Encode the LIST layout (for tests and fake servers); entries carry flo's settings
+    extension when ``timeout_ms`` is set."""
     parts = [struct.pack("<I", len(actions))]
     for a in actions:
         parts.append(_b16(a.name.encode()))
-        parts.append(struct.pack("<IBIB", 6, a.action_type, a.version, 1 if a.enabled else 0))
-    parts.append(struct.pack("<BH", 1 if has_more else 0, 0))
+        entry = struct.pack("<BIB", a.action_type, a.version, 1 if a.enabled else 0)
+        if a.timeout_ms is not None:
+            entry += struct.pack("<II", a.timeout_ms, a.max_retries or 0)
+            entry += b"\x00" if a.description is None else b"\x01" + _b16(a.description.encode())
+        parts.append(_b32(entry))
+    parts.append(bytes((1 if has_more else 0,)) + _b16(cursor))
     return b"".join(parts)
 
 
-def decode_action_list(payload: bytes) -> list[ActionInfo]:
+def _decode_list_trailer(r: "Reader") -> tuple[bool, Optional[bytes]]:
+    """Read ``[has_more:u8][cursor_len:u16][cursor]`` when present."""
+    if r.remaining == 0:
+        return False, None
+    more = r.u8() != 0
+    if r.remaining < 2:
+        return more, None
+    return more, r.bytes16() or None
+
+
+def decode_action_list(payload: bytes) -> ActionList:
     """Decode the server-defined LIST layout (§5.4)::
 
         [count:u32] count × ([name_len:u16][name][entry_len:u32][type:u8][version:u32][enabled:u8] …)
@@ -915,10 +1064,11 @@ def decode_action_list(payload: bytes) -> list[ActionInfo]:
 
     ``entry_len`` bounds each entry; when it is longer than 6 the optional
     extension ``[timeout_ms:u32][max_retries:u32][has_desc:u8]([desc_len:u16][desc])?``
-    is read from the extra bytes, and anything beyond is skipped.
+    is read from the extra bytes, and anything beyond is skipped. The trailer's
+    cursor (a flo extension) resumes the listing.
     """
     if len(payload) < 4:
-        return []
+        return ActionList()
     r = Reader(payload)
     out = []
     for _ in range(r.u32()):
@@ -935,7 +1085,8 @@ def decode_action_list(payload: bytes) -> list[ActionInfo]:
             if entry.remaining >= 1 and entry.u8():
                 info.description = entry.str16()
         out.append(info)
-    return out
+    more, cursor = _decode_list_trailer(r)
+    return ActionList(out, more, cursor)
 
 
 # --- Worker bodies -----------------------------------------------------------------
@@ -949,14 +1100,21 @@ def encode_task_types(task_types: Sequence[str]) -> bytes:
     return b"".join(parts)
 
 
-def encode_worker_register(task_types: Sequence[str]) -> bytes:
-    """Encode the WORKER_REGISTER value: task types then ``has_caps = 0``."""
-    return encode_task_types(task_types) + b"\x00"
+def encode_worker_register(task_types: Sequence[str], max_concurrency: Optional[int] = None) -> bytes:
+    """Encode the WORKER_REGISTER value: task types, then ``has_caps = 0``, or (flo
+    extension) ``has_caps = 1`` and ``[max_concurrency:u32]``."""
+    if max_concurrency is None:
+        return encode_task_types(task_types) + b"\x00"
+    return encode_task_types(task_types) + b"\x01" + struct.pack("<I", max_concurrency)
 
 
-def worker_await_options(block_ms: Optional[int] = None, timeout_ms: Optional[int] = None) -> bytes:
-    """AWAIT options: BLOCK_MS (u32), TIMEOUT_MS (sent as 4 bytes, like the SDK)."""
+def worker_await_options(
+    block_ms: Optional[int] = None, timeout_ms: Optional[int] = None, count: Optional[int] = None
+) -> bytes:
+    """AWAIT options: COUNT (u32, flo's batch extension), BLOCK_MS (u32), TIMEOUT_MS (4 bytes, like the SDK)."""
     o = Options()
+    if count is not None:
+        o.u32(Tag.COUNT, count)
     if block_ms is not None:
         o.u32(Tag.BLOCK_MS, block_ms)
     if timeout_ms is not None:
@@ -990,6 +1148,28 @@ def decode_task_assignment(payload: bytes) -> Optional[TaskAssignment]:
     return TaskAssignment(task_id=task_id, action_name=task_type, input=r.rest(), created_at=created, attempt=attempt)
 
 
+def encode_task_batch(tasks: Sequence[TaskAssignment]) -> bytes:
+    """Encode a batch AWAIT reply ``[count:u32] count × ([len:u32][task assignment])``."""
+    parts = [struct.pack("<I", len(tasks))]
+    for t in tasks:
+        parts.append(_b32(encode_task_assignment(t)))
+    return b"".join(parts)
+
+
+def decode_task_batch(payload: bytes) -> list[TaskAssignment]:
+    """Decode the reply to an AWAIT that carried COUNT (flo extension); empty means no task."""
+    if len(payload) < 4:
+        return []
+    r = Reader(payload)
+    out = []
+    for _ in range(r.u32()):
+        task = decode_task_assignment(r.bytes32())
+        if task is None:
+            raise IncompleteResponseError("empty assignment in a batch await reply")
+        out.append(task)
+    return out
+
+
 def encode_worker_touch(task_id: str, extend_ms: int = 30000) -> bytes:
     """Encode ``[task_id_len:u16][task_id][extend_ms:u32]``."""
     if not 0 <= extend_ms <= 0xFFFFFFFF:
@@ -1012,12 +1192,12 @@ def worker_fail_options(retry: bool) -> bytes:
     return Options().flag(Tag.RETRY).build() if retry else b""
 
 
-def encode_worker_list_request(limit: int = 100) -> bytes:
-    """Encode the WORKER_LIST value ``[limit:u32]``."""
-    return struct.pack("<I", limit)
+def encode_worker_list_request(limit: int = 100, cursor: Optional[bytes] = None) -> bytes:
+    """Encode the WORKER_LIST value ``[limit:u32][cursor: bytes to end]``."""
+    return struct.pack("<I", limit) + (cursor or b"")
 
 
-def encode_worker_list(workers: Sequence[WorkerInfo], has_more: bool = False) -> bytes:
+def encode_worker_list(workers: Sequence[WorkerInfo], has_more: bool = False, cursor: bytes = b"") -> bytes:
     """Encode the server-defined WORKER_LIST layout (for tests and fake servers)."""
     codes = {v: k for k, v in WorkerStatus.BY_CODE.items()}
     parts = [struct.pack("<I", len(workers))]
@@ -1041,14 +1221,14 @@ def encode_worker_list(workers: Sequence[WorkerInfo], has_more: bool = False) ->
             parts.append(_b16(p.name.encode()) + struct.pack("<BQQq", p.kind, p.run_count, p.fail_count, p.last_run_at))
         parts.append(b"\x00" if w.metadata is None else b"\x01" + _b16(w.metadata.encode()))
         parts.append(b"\x00" if w.machine_id is None else b"\x01" + _b16(w.machine_id.encode()))
-    parts.append(struct.pack("<BH", 1 if has_more else 0, 0))
+    parts.append(bytes((1 if has_more else 0,)) + _b16(cursor))
     return b"".join(parts)
 
 
-def decode_worker_list(payload: bytes) -> list[WorkerInfo]:
+def decode_worker_list(payload: bytes) -> WorkerList:
     """Decode the server-defined WORKER_LIST layout (§5.5)."""
     if len(payload) < 4:
-        return []
+        return WorkerList()
     r = Reader(payload)
     out = []
     for _ in range(r.u32()):
@@ -1076,4 +1256,5 @@ def decode_worker_list(payload: bytes) -> list[WorkerInfo]:
         if r.u8():
             w.machine_id = r.str16()
         out.append(w)
-    return out
+    more, cursor = _decode_list_trailer(r)
+    return WorkerList(out, more, cursor)

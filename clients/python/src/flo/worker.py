@@ -38,7 +38,7 @@ from .options import (
     WorkerRegisterOptions,
     WorkerTouchOptions,
 )
-from .results import TaskAssignment, WorkerAwaitResult, WorkerInfo
+from .results import TaskAssignment, WorkerAwaitResult, WorkerList
 from .wire import OpCode
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class WorkerClient:
         """Create or replace the worker record for ``worker_id``."""
         await self._client.request(
             OpCode.WORKER_REGISTER, namespace_of(options), name_bytes(worker_id, "worker id"),
-            wire.encode_worker_register(list(task_types)),
+            wire.encode_worker_register(list(task_types), getattr(options, "max_concurrency", None)),
         )
 
     async def await_task(
@@ -75,10 +75,14 @@ class WorkerClient:
             task_types = [task_types]
         _, reply = await self._client.request(
             OpCode.WORKER_AWAIT, namespace_of(o), name_bytes(worker_id, "worker id"),
-            wire.encode_task_types(list(task_types)), wire.worker_await_options(o.block_ms, o.timeout_ms),
+            wire.encode_task_types(list(task_types)), wire.worker_await_options(o.block_ms, o.timeout_ms, o.count),
             block_ms=o.block_ms,
         )
-        return WorkerAwaitResult(task=wire.decode_task_assignment(reply))
+        if o.count is not None:
+            tasks = wire.decode_task_batch(reply)
+            return WorkerAwaitResult(task=tasks[0] if tasks else None, tasks=tasks)
+        task = wire.decode_task_assignment(reply)
+        return WorkerAwaitResult(task=task, tasks=[task] if task else [])
 
     async def touch(self, worker_id: str, task_id: str, options: Optional[WorkerTouchOptions] = None) -> None:
         """Extend the task's lease to now + ``extend_ms`` (ConflictError if this worker does not hold it)."""
@@ -111,11 +115,12 @@ class WorkerClient:
             wire.encode_worker_fail(task_id, str(error)), wire.worker_fail_options(o.retry),
         )
 
-    async def list(self, options: Optional[WorkerListOptions] = None) -> list[WorkerInfo]:
+    async def list(self, options: Optional[WorkerListOptions] = None) -> WorkerList:
         """Return the namespace's registered workers."""
         o = options or WorkerListOptions()
         _, reply = await self._client.request(
-            OpCode.WORKER_LIST, namespace_of(o), b"", wire.encode_worker_list_request(o.limit), idempotent=True
+            OpCode.WORKER_LIST, namespace_of(o), to_bytes(o.prefix or "", "prefix"),
+            wire.encode_worker_list_request(o.limit, o.cursor), idempotent=True,
         )
         return wire.decode_worker_list(reply)
 
@@ -164,6 +169,11 @@ class ActionContext:
         """Decode the input as JSON."""
         return json.loads(self.task.input or b"null")
 
+    @staticmethod
+    def to_bytes(value: Any) -> bytes:
+        """Encode a result the way the Worker does (bytes, str, None, or JSON)."""
+        return encode_output(value)
+
     async def touch(self, extend_ms: Optional[int] = None) -> None:
         """Extend the lease now (the Worker also does this on its own while the handler runs)."""
         await self.worker.client.worker.touch(
@@ -194,8 +204,8 @@ class Worker:
       taking an :class:`ActionContext`). On start each action is registered
       (type USER, with the options given to the decorator or the defaults),
       then the worker itself.
-    * Up to ``concurrency`` handlers run at once; the worker only claims a
-      task when it has a free slot.
+    * Up to ``concurrency`` handlers run at once; each poll claims as many
+      tasks as there are free slots (one AWAIT with flo's COUNT extension).
     * While a handler runs its lease is extended every ``lease_ms / 3`` ms
       (claims are made with a ``lease_ms`` lease).
     * A handler's return value completes the task; an exception fails it with
@@ -230,6 +240,7 @@ class Worker:
         self._run_task: Optional[asyncio.Task[None]] = None
         self._poll: Optional[asyncio.Task[WorkerAwaitResult]] = None
         self._stopping: Optional[asyncio.Event] = None
+        self._started: Optional[asyncio.Event] = None
         self.completed = 0
         self.failed = 0
 
@@ -269,6 +280,9 @@ class Worker:
             return
         await self._setup()
         self._run_task = asyncio.get_running_loop().create_task(self._loop())
+        if self._started is None:
+            self._started = asyncio.Event()
+        self._started.set()
 
     async def run(self) -> None:
         """Register, then poll and execute until :meth:`stop` is called."""
@@ -285,9 +299,10 @@ class Worker:
         if self._stopping is None:
             self._stopping = asyncio.Event()
         self._stopping.set()
-        if self._poll is not None and not self._poll.done():
-            self._poll.cancel()
         if self._run_task is not None:
+            # The loop is either parked in await_task or waiting for a free slot:
+            # cancel it (which also cancels the poll and closes its connection).
+            self._run_task.cancel()
             await asyncio.wait([self._run_task])
         if self._running:
             done, pending = await asyncio.wait(set(self._running), timeout=timeout)
@@ -317,32 +332,53 @@ class Worker:
                     o = ActionRegisterOptions(o.timeout_ms, o.max_retries, o.description, self.namespace)
                 await self.client.action.register(name, ActionType.USER, o)
         await self.client.worker.register(
-            self.worker_id, self.actions, WorkerRegisterOptions(namespace=self.namespace)
+            self.worker_id, self.actions,
+            WorkerRegisterOptions(namespace=self.namespace, max_concurrency=self.concurrency),
         )
 
+    async def wait_started(self) -> None:
+        """Return once the actions and the worker are registered and polling has begun."""
+        if self._started is None:
+            self._started = asyncio.Event()
+        await self._started.wait()
+
     async def _loop(self) -> None:
+        try:
+            await self._poll_loop()
+        except asyncio.CancelledError:
+            if self._stopping is None or not self._stopping.is_set():
+                raise
+
+    async def _poll_loop(self) -> None:
         assert self._stopping is not None
         stopping = self._stopping
         slots = asyncio.Semaphore(self.concurrency)
         backoff = 0.05
         while not stopping.is_set():
             await slots.acquire()
+            free = 1
+            while not slots.locked():  # claim as many tasks as there are free slots
+                await slots.acquire()
+                free += 1
             if stopping.is_set():
-                slots.release()
+                _release(slots, free)
                 break
-            opts = WorkerAwaitOptions(block_ms=self.block_ms, timeout_ms=self.lease_ms, namespace=self.namespace)
+            opts = WorkerAwaitOptions(
+                block_ms=self.block_ms, timeout_ms=self.lease_ms, namespace=self.namespace,
+                count=free if free > 1 else None,
+            )
             self._poll = asyncio.get_running_loop().create_task(
                 self.client.worker.await_task(self.worker_id, self.actions, opts)
             )
             try:
                 result = await self._poll
             except asyncio.CancelledError:
-                slots.release()
+                _release(slots, free)
                 if stopping.is_set():
                     break
                 raise
             except FloError as e:
-                slots.release()
+                _release(slots, free)
                 logger.warning("worker %s: await_task failed: %s; retrying", self.worker_id, e)
                 try:
                     await asyncio.wait_for(stopping.wait(), backoff * (0.5 + random.random()))
@@ -353,12 +389,11 @@ class Worker:
             finally:
                 self._poll = None
             backoff = 0.05
-            if result.task is None:
-                slots.release()
-                continue
-            t = asyncio.get_running_loop().create_task(self._execute(result.task, slots))
-            self._running.add(t)
-            t.add_done_callback(self._running.discard)
+            _release(slots, free - len(result.tasks))
+            for task in result.tasks:
+                t = asyncio.get_running_loop().create_task(self._execute(task, slots))
+                self._running.add(t)
+                t.add_done_callback(self._running.discard)
 
     async def _execute(self, task: TaskAssignment, slots: asyncio.Semaphore) -> None:
         keepalive = asyncio.get_running_loop().create_task(self._keep_alive(task))
@@ -431,6 +466,11 @@ class Worker:
                 return
             except FloError as e:
                 logger.warning("worker %s: touch of task %s failed: %s", self.worker_id, task.task_id, e)
+
+
+def _release(slots: asyncio.Semaphore, n: int) -> None:
+    for _ in range(n):
+        slots.release()
 
 
 __all__ = ["WorkerClient", "Worker", "ActionContext", "Handler", "encode_output"]

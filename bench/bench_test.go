@@ -1,0 +1,189 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/floruntime/flo/flotest"
+)
+
+func TestHistogram_QuantilesWithinThreePercent(t *testing.T) {
+	t.Parallel()
+	var h Histogram
+	r := rand.New(rand.NewPCG(1, 2))
+	vals := make([]time.Duration, 100_000)
+	for i := range vals {
+		// Log-uniform from 1µs to 1s.
+		vals[i] = time.Duration(float64(int64(1000)<<r.IntN(20)) * (1 + r.Float64()))
+		h.Record(vals[i])
+	}
+	sort.Slice(vals, func(i, j int) bool { return vals[i] < vals[j] })
+	for _, q := range []float64{0.5, 0.9, 0.99, 0.999} {
+		want := vals[int(q*float64(len(vals)))-1]
+		got := h.Quantile(q)
+		if diff := float64(got-want) / float64(want); diff > 0.03 || diff < -0.03 {
+			t.Errorf("q%.3f = %v, want %v (±3%%)", q, got, want)
+		}
+	}
+	if h.Max() != vals[len(vals)-1] {
+		t.Errorf("max = %v, want %v", h.Max(), vals[len(vals)-1])
+	}
+	if h.Count() != uint64(len(vals)) {
+		t.Errorf("count = %d", h.Count())
+	}
+}
+
+func TestHistogram_SmallValuesExact(t *testing.T) {
+	t.Parallel()
+	for v := range uint64(5000) {
+		i := histIndex(v)
+		if v < histLinear && histValue(i) != v {
+			t.Fatalf("value %d -> bucket %d -> %d", v, i, histValue(i))
+		}
+		if i > 0 && histIndex(v) < histIndex(v-1) {
+			t.Fatalf("buckets not monotonic at %d", v)
+		}
+	}
+}
+
+func TestRun_FixedOpsCountsItemsAndErrors(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("boom")
+	d := DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
+		n := 0
+		return func(ctx context.Context) (Done, error) {
+			n++
+			if i == 0 && n%10 == 0 {
+				return Done{}, boom
+			}
+			return Done{N: 2}, nil
+		}, nil, nil
+	})
+	r, err := Run(context.Background(), Config{Conns: 4, Ops: 1000, Duration: 10 * time.Second}, "test", "fake", d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Ops+r.Errors != 1000 {
+		t.Errorf("ops %d + errors %d != 1000", r.Ops, r.Errors)
+	}
+	if r.Items != 2*r.Ops || r.Errors == 0 || !errors.Is(r.FirstErr, boom) {
+		t.Errorf("items %d ops %d errors %d first %v", r.Items, r.Ops, r.Errors, r.FirstErr)
+	}
+}
+
+func TestRun_DrainedStopsEarly(t *testing.T) {
+	t.Parallel()
+	d := DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
+		left := 5
+		return func(ctx context.Context) (Done, error) {
+			if left == 0 {
+				return Done{}, ErrDrained
+			}
+			left--
+			return Done{}, nil
+		}, nil, nil
+	})
+	start := time.Now()
+	r, err := Run(context.Background(), Config{Conns: 3, Duration: time.Minute, Warmup: -1}, "test", "fake", d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Ops != 15 || r.Errors != 0 || time.Since(start) > 10*time.Second {
+		t.Errorf("ops %d errors %d after %v", r.Ops, r.Errors, time.Since(start))
+	}
+	if line := r.Line(); line == "" {
+		t.Error("empty line")
+	}
+}
+
+// The benchmarks below run a scenario's flo case against an in-process
+// server (so -cpuprofile covers server and client together), b.N operations
+// with the scenario's connections. Peers are not run here; use `flo bench`.
+//
+//	go test ./bench -run '^$' -bench 'KV' -benchtime 100000x -cpuprofile cpu.out
+
+func inProcess(tb testing.TB) func(ctx context.Context, durability string) (string, func(), error) {
+	return func(ctx context.Context, durability string) (string, func(), error) {
+		s := flotest.Start(tb, flotest.Options{Durability: durability})
+		return s.Addr, s.Stop, nil
+	}
+}
+
+// benchCase runs scenario's case for the flo system with durability.
+func benchCase(b *testing.B, scenario, durability string, cfg Config) {
+	s, ok := Lookup(scenario)
+	if !ok {
+		b.Skipf("scenario %s not registered", scenario)
+	}
+	env := &Env{Cfg: cfg.withDefaults(), Durability: []string{durability}, Peers: map[string]bool{}, StartFlo: inProcess(b)}
+	var c *Case
+	for _, x := range s.Cases(env) {
+		if x.System == FloSync || x.System == FloInterval {
+			c = &x
+			break
+		}
+	}
+	if c == nil {
+		b.Fatalf("%s has no flo case", scenario)
+	}
+	ctx := context.Background()
+	defer env.stopAll()
+	d, err := c.Prepare(ctx, env)
+	if err != nil {
+		b.Fatal(err)
+	}
+	run := env.Cfg
+	run.Ops = int64(b.N)
+	if c.Ops > 0 {
+		run.Ops = c.Ops
+	}
+	conns := run.Conns
+	if c.Conns > 0 {
+		conns = c.Conns
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(run.Size))
+	b.ResetTimer()
+	r, err := runCase(ctx, run, conns, scenario, c.System, d)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if r.Errors > 0 {
+		b.Fatalf("%d errors, first: %v", r.Errors, r.FirstErr)
+	}
+	b.ReportMetric(r.Rate(), "ops/s")
+	b.ReportMetric(float64(r.Hist.Quantile(0.5).Microseconds()), "p50-us")
+	b.ReportMetric(float64(r.Hist.Quantile(0.99).Microseconds()), "p99-us")
+}
+
+func runCase(ctx context.Context, cfg Config, conns int, scenario, system string, d Driver) (*Result, error) {
+	return run(ctx, cfg, conns, scenario, system, d, nil, nil)
+}
+
+func BenchmarkKVPut(b *testing.B) {
+	for _, dur := range []string{"sync", "interval"} {
+		b.Run(fmt.Sprintf("durability=%s/conns=50", dur), func(b *testing.B) {
+			benchCase(b, "kv-put", dur, Config{Conns: 50, Keys: 10_000})
+		})
+	}
+}
+
+func BenchmarkKVGet(b *testing.B) {
+	b.Run("conns=50", func(b *testing.B) {
+		benchCase(b, "kv-get", "sync", Config{Conns: 50, Keys: 10_000})
+	})
+}
+
+func BenchmarkKVGetPipelined(b *testing.B) {
+	for _, depth := range []int{64, 256} {
+		b.Run(fmt.Sprintf("clients=2/depth=%d", depth), func(b *testing.B) {
+			benchCase(b, "kv-get-pipelined", "sync", Config{PipeClients: 2, PipeDepth: depth, Keys: 10_000})
+		})
+	}
+}

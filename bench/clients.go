@@ -1,0 +1,132 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	flo "github.com/floruntime/flo/clients/go"
+)
+
+// callTimeout bounds each call of a measured operation: long enough never to
+// fire on a loaded machine, short enough that a hung server ends the run.
+const callTimeout = 30 * time.Second
+
+// benchNamespace is the flo namespace every scenario uses.
+const benchNamespace = "bench"
+
+// dialFlo opens one flo.Client, i.e. one TCP connection.
+func dialFlo(ctx context.Context, addr string) (*flo.Client, error) {
+	return flo.Dial(ctx, addr, flo.Options{Namespace: benchNamespace, Timeout: callTimeout, MaxPending: 4096})
+}
+
+// floClient opens a flo.Client closed when the case ends.
+func (e *Env) floClient(ctx context.Context, addr string) (*flo.Client, error) {
+	c, err := dialFlo(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	e.OnStop(func() { c.Close() })
+	return c, nil
+}
+
+// redisClient opens a go-redis client with exactly one connection, so that
+// 50 clients are 50 connections as on the flo side.
+func redisClient(addr string) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr:            addr,
+		PoolSize:        1,
+		MinIdleConns:    0,
+		DisableIdentity: true,
+		ReadTimeout:     callTimeout,
+		WriteTimeout:    callTimeout,
+	})
+}
+
+// natsConn opens one NATS connection and its JetStream context.
+func natsConn(url string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url, nats.Timeout(5*time.Second))
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
+// payload is a value of the configured size.
+func payload(size int) []byte { return bytes.Repeat([]byte("x"), size) }
+
+// keyName is the i-th key of the key space; the same names are valid for
+// flo, Redis and NATS KV.
+func keyName(i int) string { return fmt.Sprintf("k%012d", i) }
+
+var (
+	keysMu sync.Mutex
+	keys   []string
+)
+
+// keySpace returns the names of the first n keys, built once, so choosing a
+// key costs the load generator (which shares the CPUs with the server)
+// nothing.
+func keySpace(n int) []string {
+	keysMu.Lock()
+	defer keysMu.Unlock()
+	for len(keys) < n {
+		keys = append(keys, keyName(len(keys)))
+	}
+	return keys[:n:n]
+}
+
+// keyPicker returns random keys of a key space of n, seeded per connection
+// so runs are repeatable.
+func keyPicker(conn, n int) func() string {
+	ks := keySpace(n)
+	r := rand.New(rand.NewPCG(uint64(conn)+1, 0x5eed))
+	return func() string { return ks[r.IntN(len(ks))] }
+}
+
+// fill runs fn(i) for i in [0, n) on `workers` goroutines and returns the
+// first error.
+func fill(ctx context.Context, workers, n int, fn func(ctx context.Context, worker, i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := fn(ctx, w, i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = fmt.Errorf("prefill item %d: %w", i, err)
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}

@@ -1,0 +1,167 @@
+package flo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// StreamHandler processes one record delivered to a consumer group member.
+// Returning nil acknowledges the record. Returning an error, or panicking,
+// hands it back (GroupNack) so the next read by any member gets it again,
+// until the group's delivery limit moves it to the dead-letter list. If the
+// process dies mid-handler, the record is redelivered to another member once
+// the group's ack timeout passes.
+//
+// ctx is cancelled when Consume's context is; a handler that ignores it is
+// allowed to finish, and its result is still reported.
+type StreamHandler func(ctx context.Context, r StreamRecord) error
+
+// StreamConsumeOptions configures Stream.Consume. The zero value runs one
+// handler at a time with the group's existing settings.
+type StreamConsumeOptions struct {
+	Namespace string
+	// Concurrency is the number of handlers running at once (default 1).
+	// Consume reads only as many records as it has free handlers.
+	Concurrency int
+	// AckTimeout and MaxDeliver, if set, become the group's settings (see
+	// StreamGroupJoinOptions). While a handler runs its record's deadline is
+	// renewed every AckTimeout/3 (30s/3 when unset), so slow handlers are not
+	// redelivered behind their back.
+	AckTimeout time.Duration
+	MaxDeliver int
+	// Poll is how long one blocking read waits before reading again
+	// (default 5s). It bounds how long Consume takes to notice cancellation
+	// on servers that cannot cancel a parked read.
+	Poll time.Duration
+	// OnError, if set, receives handler failures (wrapped with the record's
+	// offset) and call failures; Consume itself keeps going.
+	OnError func(error)
+}
+
+// Consume runs handler on the records that group delivers to consumer until
+// ctx is cancelled: it joins the group, reads with long polling, runs up to
+// Concurrency handlers at once, acks each record whose handler succeeded and
+// nacks the others. On cancellation it stops reading, waits for running
+// handlers, settles their records, leaves the group (so whatever it still
+// held goes to the other members at once) and returns nil. It returns an
+// error only if the initial join fails.
+func (s *Stream) Consume(ctx context.Context, stream, group, consumer string, handler StreamHandler, o *StreamConsumeOptions) error {
+	if o == nil {
+		o = &StreamConsumeOptions{}
+	}
+	conc := max(o.Concurrency, 1)
+	poll := o.Poll
+	if poll <= 0 {
+		poll = 5 * time.Second
+	}
+	ackTimeout := o.AckTimeout
+	if ackTimeout <= 0 {
+		ackTimeout = 30 * time.Second
+	}
+	report := func(err error) {
+		if o.OnError != nil && err != nil {
+			o.OnError(err)
+		}
+	}
+	gopts := &StreamGroupOptions{Namespace: o.Namespace}
+	if err := s.GroupJoin(ctx, stream, group, consumer, &StreamGroupJoinOptions{Namespace: o.Namespace, AckTimeout: o.AckTimeout, MaxDeliver: o.MaxDeliver}); err != nil {
+		return err
+	}
+	// settle outlives ctx: records of handlers that finish during shutdown
+	// must still be acked or nacked.
+	settle := context.WithoutCancel(ctx)
+	slots := make(chan struct{}, conc)
+	var wg sync.WaitGroup
+	run := func(r StreamRecord) {
+		defer func() { <-slots; wg.Done() }()
+		stop := s.keepAlive(settle, stream, group, r.Offset, ackTimeout/3, gopts)
+		err := callStreamHandler(ctx, handler, r)
+		stop()
+		if err == nil {
+			report(s.GroupAck(settle, stream, group, []uint64{r.Offset}, gopts))
+			return
+		}
+		report(fmt.Errorf("stream %s offset %d: %w", stream, r.Offset, err))
+		report(s.GroupNack(settle, stream, group, []uint64{r.Offset}, gopts))
+	}
+	backoff := time.Duration(0)
+	for ctx.Err() == nil {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		free := 1
+	grab:
+		for free < conc {
+			select {
+			case slots <- struct{}{}:
+				free++
+			default:
+				break grab
+			}
+		}
+		recs, err := s.GroupRead(ctx, stream, group, consumer, &StreamGroupReadOptions{Namespace: o.Namespace, Count: free, Block: poll})
+		for i := len(recs); i < free; i++ {
+			<-slots
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			report(err)
+			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		backoff = 0
+		for _, r := range recs {
+			wg.Add(1)
+			go run(r)
+		}
+	}
+	wg.Wait()
+	leaveCtx, cancel := context.WithTimeout(settle, 5*time.Second)
+	defer cancel()
+	report(s.GroupLeave(leaveCtx, stream, group, consumer, gopts))
+	return nil
+}
+
+// keepAlive touches offset every interval until the returned stop is called.
+func (s *Stream) keepAlive(ctx context.Context, stream, group string, offset uint64, every time.Duration, o *StreamGroupOptions) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(max(every, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = s.GroupTouch(ctx, stream, group, []uint64{offset}, o)
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// errStreamHandlerPanic wraps a panic raised by a StreamHandler.
+var errStreamHandlerPanic = errors.New("handler panicked")
+
+func callStreamHandler(ctx context.Context, h StreamHandler, r StreamRecord) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", errStreamHandlerPanic, p)
+		}
+	}()
+	return h(ctx, r)
+}

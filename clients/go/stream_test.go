@@ -1,0 +1,691 @@
+package flo_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	flo "github.com/floruntime/flo/clients/go"
+	"github.com/floruntime/flo/flotest"
+)
+
+func streamSetup(t *testing.T) (*flotest.Server, *flo.Client, context.Context) {
+	t.Helper()
+	t.Parallel()
+	srv := flotest.Start(t, flotest.Options{})
+	return srv, srv.Client(t, flo.Options{}), context.Background()
+}
+
+func streamFill(t *testing.T, c *flo.Client, stream string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for i := 1; i <= n; i++ {
+		if _, err := c.Stream.Append(ctx, stream, []byte(fmt.Sprint("r", i)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func streamOffsets(rs []flo.StreamRecord) []uint64 {
+	out := []uint64{}
+	for _, r := range rs {
+		out = append(out, r.Offset)
+	}
+	return out
+}
+
+func streamRange(from, to uint64) []uint64 {
+	out := []uint64{}
+	for i := from; i <= to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+func streamRead(t *testing.T, c *flo.Client, stream string, o *flo.StreamReadOptions) []uint64 {
+	t.Helper()
+	rs, err := c.Stream.Read(context.Background(), stream, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return streamOffsets(rs)
+}
+
+func TestStream_OffsetsDenseAndIncreasing(t *testing.T) {
+	srv, _, ctx := streamSetup(t)
+	const writers, each = 8, 100
+	var mu sync.Mutex
+	var all []uint64
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		c := srv.Client(t, flo.Options{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var last uint64
+			for i := 0; i < each; i++ {
+				r, err := c.Stream.Append(ctx, "events", []byte(fmt.Sprint(w, "-", i)), nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if r.Offset <= last {
+					t.Errorf("writer %d: offset %d after %d", w, r.Offset, last)
+				}
+				last = r.Offset
+				mu.Lock()
+				all = append(all, r.Offset)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	if !reflect.DeepEqual(all, streamRange(1, writers*each)) {
+		t.Fatalf("offsets are not 1..%d without gaps", writers*each)
+	}
+	// A read returns them all in order, with the payload each writer sent.
+	c := srv.Client(t, flo.Options{})
+	var got []uint64
+	for next := uint64(1); ; {
+		rs, err := c.Stream.Read(ctx, "events", &flo.StreamReadOptions{Offset: next, Count: 300})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) == 0 {
+			break
+		}
+		got = append(got, streamOffsets(rs)...)
+		next = rs[len(rs)-1].Offset + 1
+	}
+	if !reflect.DeepEqual(got, all) {
+		t.Fatalf("read back %d records", len(got))
+	}
+}
+
+func TestStream_ReadModes(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	base := time.UnixMilli(1_700_000_000_000)
+	for i := 0; i < 20; i++ {
+		_, err := c.Stream.Append(ctx, "m", []byte(fmt.Sprint(i+1)), &flo.StreamAppendOptions{Timestamp: base.Add(time.Duration(i) * time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name string
+		o    *flo.StreamReadOptions
+		want []uint64
+	}{
+		{"all", nil, streamRange(1, 20)},
+		{"count", &flo.StreamReadOptions{Count: 5}, streamRange(1, 5)},
+		{"offset inclusive", &flo.StreamReadOptions{Offset: 15, Count: 3}, []uint64{15, 16, 17}},
+		{"offset past end", &flo.StreamReadOptions{Offset: 500}, []uint64{}},
+		{"tail", &flo.StreamReadOptions{Tail: true, Count: 4}, streamRange(17, 20)},
+		{"tail larger than stream", &flo.StreamReadOptions{Tail: true, Count: 50}, streamRange(1, 20)},
+		{"timestamp exact", &flo.StreamReadOptions{Since: base.Add(5 * time.Second)}, streamRange(6, 20)},
+		{"timestamp between", &flo.StreamReadOptions{Since: base.Add(5500 * time.Millisecond), Count: 2}, []uint64{7, 8}},
+		{"timestamp after all", &flo.StreamReadOptions{Since: base.Add(time.Hour)}, []uint64{}},
+		{"end offset", &flo.StreamReadOptions{Offset: 3, EndOffset: 6}, streamRange(3, 6)},
+	}
+	for _, tc := range cases {
+		if got := streamRead(t, c, "m", tc.o); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if got := streamRead(t, c, "unknown", nil); len(got) != 0 {
+		t.Errorf("unknown stream: %v", got)
+	}
+	if _, err := c.Stream.Read(ctx, "m", &flo.StreamReadOptions{Offset: 1, Tail: true}); !errors.Is(err, flo.ErrBadRequest) {
+		t.Errorf("two start modes: %v", err)
+	}
+	// Count is clamped to 1000.
+	for i := 0; i < 1100; i++ {
+		if _, err := c.Stream.Append(ctx, "big", nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := streamRead(t, c, "big", &flo.StreamReadOptions{Count: 5000}); len(got) != 1000 {
+		t.Errorf("count clamp: %d", len(got))
+	}
+	if got := streamRead(t, c, "big", nil); len(got) != 100 {
+		t.Errorf("default count: %d", len(got))
+	}
+}
+
+func TestStream_ClientTimestampAndPartitionKeyRoundTrip(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	ts := time.UnixMilli(1_699_999_999_000)
+	r1, err := c.Stream.Append(ctx, "pk", []byte("a"), &flo.StreamAppendOptions{PartitionKey: "user-123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := c.Stream.Append(ctx, "pk", []byte("b"), &flo.StreamAppendOptions{Timestamp: ts})
+	if err != nil || !r2.Timestamp.Equal(ts) {
+		t.Fatalf("client timestamp: %+v %v", r2, err)
+	}
+	if d := time.Since(r1.Timestamp); d < 0 || d > time.Minute {
+		t.Fatalf("server timestamp %v is not now", r1.Timestamp)
+	}
+	rs, err := c.Stream.Read(ctx, "pk", nil)
+	if err != nil || len(rs) != 2 {
+		t.Fatalf("read: %+v %v", rs, err)
+	}
+	if rs[0].PartitionKey != "user-123" || !rs[0].Timestamp.Equal(r1.Timestamp) || string(rs[0].Payload) != "a" {
+		t.Fatalf("record 1: %+v", rs[0])
+	}
+	if rs[1].PartitionKey != "" || !rs[1].Timestamp.Equal(ts) || string(rs[1].Payload) != "b" {
+		t.Fatalf("record 2: %+v", rs[1])
+	}
+	if _, err := c.Stream.Append(ctx, "pk", nil, &flo.StreamAppendOptions{PartitionKey: strings.Repeat("k", 256)}); !errors.Is(err, flo.ErrBadRequest) {
+		t.Fatalf("partition key over 255 bytes: %v", err)
+	}
+	if _, err := c.Stream.Append(ctx, strings.Repeat("s", 257), nil, nil); !errors.Is(err, flo.ErrBadRequest) {
+		t.Fatalf("stream name over 256 bytes: %v", err)
+	}
+	if _, err := c.Stream.Append(ctx, strings.Repeat("s", 256), nil, nil); err != nil {
+		t.Fatalf("stream name of 256 bytes: %v", err)
+	}
+}
+
+func TestStream_BlockingReadWokenByAnotherConnection(t *testing.T) {
+	srv, c, ctx := streamSetup(t)
+	streamFill(t, c, "b", 3)
+	writer := srv.Client(t, flo.Options{})
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		writer.Stream.Append(ctx, "b", []byte("new"), nil)
+	}()
+	rs, err := c.Stream.Read(ctx, "b", &flo.StreamReadOptions{Offset: 4, Block: 10 * time.Second})
+	if err != nil || len(rs) != 1 || rs[0].Offset != 4 || string(rs[0].Payload) != "new" {
+		t.Fatalf("woken read: %+v %v", rs, err)
+	}
+	// Blocking TAIL: only what is appended after the call, even though
+	// records already exist.
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		writer.Stream.Append(ctx, "b", []byte("newer"), nil)
+	}()
+	rs, err = c.Stream.Read(ctx, "b", &flo.StreamReadOptions{Tail: true, Block: flo.Forever})
+	if err != nil || len(rs) != 1 || rs[0].Offset != 5 {
+		t.Fatalf("tail read: %+v %v", rs, err)
+	}
+	// A timestamp read waits for a qualifying record.
+	future := time.Now().Add(time.Hour)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		writer.Stream.Append(ctx, "b", []byte("old"), &flo.StreamAppendOptions{Timestamp: time.UnixMilli(1)})
+		writer.Stream.Append(ctx, "b", []byte("future"), &flo.StreamAppendOptions{Timestamp: future})
+	}()
+	rs, err = c.Stream.Read(ctx, "b", &flo.StreamReadOptions{Since: future, Block: 10 * time.Second})
+	if err != nil || len(rs) != 1 || string(rs[0].Payload) != "future" {
+		t.Fatalf("timestamp read: %+v %v", rs, err)
+	}
+}
+
+func TestStream_BlockingReadTimesOutEmpty(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	streamFill(t, c, "b", 2)
+	start := time.Now()
+	rs, err := c.Stream.Read(ctx, "b", &flo.StreamReadOptions{Offset: 3, Block: 200 * time.Millisecond})
+	if err != nil || len(rs) != 0 {
+		t.Fatalf("timed-out read: %+v %v", rs, err)
+	}
+	if d := time.Since(start); d < 190*time.Millisecond {
+		t.Fatalf("returned after %v, before the block time", d)
+	}
+	// Records that exist are returned at once even when blocking.
+	rs, err = c.Stream.Read(ctx, "b", &flo.StreamReadOptions{Block: flo.Forever})
+	if err != nil || len(rs) != 2 {
+		t.Fatalf("ready read: %+v %v", rs, err)
+	}
+}
+
+func TestStream_InfoAndTrim(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	if i, err := c.Stream.Info(ctx, "nothing", nil); err != nil || i != (flo.StreamInfo{}) {
+		t.Fatalf("unknown: %+v %v", i, err)
+	}
+	// Ten records of 10 bytes; the first five are backdated by an hour.
+	old := time.Now().Add(-time.Hour)
+	for i := 1; i <= 10; i++ {
+		o := &flo.StreamAppendOptions{}
+		if i <= 5 {
+			o.Timestamp = old
+		}
+		if _, err := c.Stream.Append(ctx, "t", []byte(fmt.Sprintf("record-%03d", i)), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info := func() flo.StreamInfo {
+		i, err := c.Stream.Info(ctx, "t", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return i
+	}
+	if i := info(); i != (flo.StreamInfo{FirstOffset: 1, LastOffset: 10, Count: 10, Bytes: 100}) {
+		t.Fatalf("info: %+v", i)
+	}
+	trim := func(o *flo.StreamTrimOptions) flo.StreamTrimResult {
+		r, err := c.Stream.Trim(ctx, "t", o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	// Dry runs of each policy report and change nothing.
+	dry := []struct {
+		o    flo.StreamTrimOptions
+		want flo.StreamTrimResult
+	}{
+		{flo.StreamTrimOptions{MaxLen: 8}, flo.StreamTrimResult{Deleted: 2, FirstOffset: 3}},
+		{flo.StreamTrimOptions{MaxAge: 10 * time.Minute}, flo.StreamTrimResult{Deleted: 5, FirstOffset: 6}},
+		{flo.StreamTrimOptions{MaxBytes: 35}, flo.StreamTrimResult{Deleted: 7, FirstOffset: 8}},
+		{flo.StreamTrimOptions{All: true}, flo.StreamTrimResult{Deleted: 10}},
+	}
+	for _, d := range dry {
+		o := d.o
+		o.DryRun = true
+		if r := trim(&o); r != d.want {
+			t.Errorf("dry run %+v: %+v, want %+v", d.o, r, d.want)
+		}
+	}
+	if i := info(); i.Count != 10 || i.FirstOffset != 1 {
+		t.Fatalf("dry runs changed the stream: %+v", i)
+	}
+	if r := trim(&flo.StreamTrimOptions{MaxLen: 8}); r != (flo.StreamTrimResult{Deleted: 2, FirstOffset: 3}) {
+		t.Fatalf("max len: %+v", r)
+	}
+	if r := trim(&flo.StreamTrimOptions{MaxAge: 10 * time.Minute}); r != (flo.StreamTrimResult{Deleted: 3, FirstOffset: 6}) {
+		t.Fatalf("max age: %+v", r)
+	}
+	if r := trim(&flo.StreamTrimOptions{MaxBytes: 35}); r != (flo.StreamTrimResult{Deleted: 2, FirstOffset: 8}) {
+		t.Fatalf("max bytes: %+v", r)
+	}
+	if i := info(); i != (flo.StreamInfo{FirstOffset: 8, LastOffset: 10, Count: 3, Bytes: 30}) {
+		t.Fatalf("info after trims: %+v", i)
+	}
+	if got := streamRead(t, c, "t", &flo.StreamReadOptions{Offset: 2}); !reflect.DeepEqual(got, []uint64{8, 9, 10}) {
+		t.Fatalf("read from a trimmed offset: %v", got)
+	}
+	if r := trim(&flo.StreamTrimOptions{All: true}); r.Deleted != 3 {
+		t.Fatalf("all: %+v", r)
+	}
+	if a, err := c.Stream.Append(ctx, "t", []byte("x"), nil); err != nil || a.Offset != 11 {
+		t.Fatalf("offsets continue after trimming all: %+v %v", a, err)
+	}
+}
+
+func TestStream_NamespacesIsolate(t *testing.T) {
+	srv, c, ctx := streamSetup(t)
+	other := srv.Client(t, flo.Options{Namespace: "other"})
+	streamFill(t, c, "s", 3)
+	if r, err := other.Stream.Append(ctx, "s", []byte("x"), nil); err != nil || r.Offset != 1 {
+		t.Fatalf("other namespace: %+v %v", r, err)
+	}
+	if i, _ := c.Stream.Info(ctx, "s", &flo.StreamInfoOptions{Namespace: "other"}); i.Count != 1 {
+		t.Fatalf("namespace override: %+v", i)
+	}
+	rs, err := c.Stream.GroupRead(ctx, "s", "g", "c", &flo.StreamGroupReadOptions{Namespace: "other"})
+	if err != nil || len(rs) != 1 || string(rs[0].Payload) != "x" {
+		t.Fatalf("group read in other namespace: %+v %v", rs, err)
+	}
+}
+
+func TestStream_GroupTwoConsumersSplitThousandRecords(t *testing.T) {
+	srv, c, ctx := streamSetup(t)
+	const n = 1000
+	// Append while the consumers run, so they also meet an empty stream.
+	go func() {
+		for i := 0; i < n; i++ {
+			if _, err := c.Stream.Append(ctx, "work", []byte(fmt.Sprint(i)), nil); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	var mu sync.Mutex
+	seen := map[uint64]string{}
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	for _, name := range []string{"c1", "c2"} {
+		cc := srv.Client(t, flo.Options{})
+		if err := cc.Stream.GroupJoin(ctx, "work", "g", name, nil); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for total.Load() < n {
+				rs, err := cc.Stream.GroupRead(ctx, "work", "g", name, &flo.StreamGroupReadOptions{Count: 37, Block: 100 * time.Millisecond})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				offs := streamOffsets(rs)
+				mu.Lock()
+				for _, off := range offs {
+					if prev, dup := seen[off]; dup {
+						t.Errorf("offset %d delivered to %s and %s", off, prev, name)
+					}
+					seen[off] = name
+				}
+				mu.Unlock()
+				if err := cc.Stream.GroupAck(ctx, "work", "g", offs, nil); err != nil {
+					t.Error(err)
+					return
+				}
+				total.Add(int64(len(offs)))
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("%d distinct offsets delivered, want %d", len(seen), n)
+	}
+	per := map[string]int{}
+	for off := uint64(1); off <= n; off++ {
+		who, ok := seen[off]
+		if !ok {
+			t.Fatalf("offset %d never delivered", off)
+		}
+		per[who]++
+	}
+	if per["c1"] == 0 || per["c2"] == 0 {
+		t.Fatalf("one consumer got everything: %v", per)
+	}
+	// Everything was acked: nothing is redelivered.
+	if rs, err := c.Stream.GroupRead(ctx, "work", "g", "c3", &flo.StreamGroupReadOptions{Count: 1000}); err != nil || len(rs) != 0 {
+		t.Fatalf("after acking all: %d records, %v", len(rs), err)
+	}
+}
+
+func TestStream_GroupUnackedRedeliveredToAnotherAfterAckTimeout(t *testing.T) {
+	srv, c, ctx := streamSetup(t)
+	streamFill(t, c, "s", 5)
+	join := &flo.StreamGroupJoinOptions{AckTimeout: 500 * time.Millisecond}
+	if err := c.Stream.GroupJoin(ctx, "s", "g", "lazy", join); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	got, err := c.Stream.GroupRead(ctx, "s", "g", "lazy", &flo.StreamGroupReadOptions{Count: 3})
+	if err != nil || !reflect.DeepEqual(streamOffsets(got), []uint64{1, 2, 3}) {
+		t.Fatalf("lazy read: %v %v", streamOffsets(got), err)
+	}
+	// "lazy" never acks. Within the deadline nobody else gets 1..3.
+	other := srv.Client(t, flo.Options{})
+	rs, err := other.Stream.GroupRead(ctx, "s", "g", "busy", &flo.StreamGroupReadOptions{Count: 10})
+	if err != nil || !reflect.DeepEqual(streamOffsets(rs), []uint64{4, 5}) {
+		t.Fatalf("busy first read: %v %v", streamOffsets(rs), err)
+	}
+	if err := other.Stream.GroupAck(ctx, "s", "g", []uint64{4, 5}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A blocking read parks and is woken by the deadline passing.
+	rs, err = other.Stream.GroupRead(ctx, "s", "g", "busy", &flo.StreamGroupReadOptions{Count: 10, Block: 10 * time.Second})
+	if err != nil || !reflect.DeepEqual(streamOffsets(rs), []uint64{1, 2, 3}) {
+		t.Fatalf("redelivery: %v %v", streamOffsets(rs), err)
+	}
+	if d := time.Since(start); d < 450*time.Millisecond {
+		t.Fatalf("redelivered after %v, before the ack timeout", d)
+	}
+	for _, r := range rs {
+		if !r.Redelivered {
+			t.Fatalf("record %d not marked redelivered", r.Offset)
+		}
+	}
+	// A late ack from the lazy consumer still counts (any member may ack).
+	if err := c.Stream.GroupAck(ctx, "s", "g", []uint64{1, 2, 3}, nil); err != nil {
+		t.Fatal(err)
+	}
+	rs, err = other.Stream.GroupRead(ctx, "s", "g", "busy", &flo.StreamGroupReadOptions{Block: 400 * time.Millisecond})
+	if err != nil || len(rs) != 0 {
+		t.Fatalf("after ack: %v %v", streamOffsets(rs), err)
+	}
+}
+
+func TestStream_GroupLeaveReleasesAtOnce(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	streamFill(t, c, "s", 4)
+	if _, err := c.Stream.GroupRead(ctx, "s", "g", "a", &flo.StreamGroupReadOptions{Count: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stream.GroupLeave(ctx, "s", "g", "a", nil); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := c.Stream.GroupRead(ctx, "s", "g", "b", &flo.StreamGroupReadOptions{Count: 3})
+	if err != nil || !reflect.DeepEqual(streamOffsets(rs), []uint64{1, 2, 3}) {
+		t.Fatalf("after leave: %v %v", streamOffsets(rs), err)
+	}
+}
+
+func TestStream_GroupDeliveryLimitDeadLetterRequeue(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	streamFill(t, c, "s", 3)
+	join := &flo.StreamGroupJoinOptions{AckTimeout: 500 * time.Millisecond, MaxDeliver: 2}
+	if err := c.Stream.GroupJoin(ctx, "s", "g", "c", join); err != nil {
+		t.Fatal(err)
+	}
+	read := func(block time.Duration) []uint64 {
+		t.Helper()
+		rs, err := c.Stream.GroupRead(ctx, "s", "g", "c", &flo.StreamGroupReadOptions{Count: 10, Block: block})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return streamOffsets(rs)
+	}
+	if got := read(0); !reflect.DeepEqual(got, []uint64{1, 2, 3}) {
+		t.Fatalf("first delivery: %v", got)
+	}
+	if err := c.Stream.GroupAck(ctx, "s", "g", []uint64{2}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Offset 1 is nacked (immediate), offset 3 times out: second deliveries.
+	if err := c.Stream.GroupNack(ctx, "s", "g", []uint64{1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(0); !reflect.DeepEqual(got, []uint64{1}) {
+		t.Fatalf("after nack: %v", got)
+	}
+	if got := read(5 * time.Second); !reflect.DeepEqual(got, []uint64{3}) {
+		t.Fatalf("after timeout: %v", got)
+	}
+	// Neither is acked again: both have used their 2 deliveries and land
+	// in the group's dead-letter list instead of being redelivered.
+	var dead []flo.StreamDeadRecord
+	waitUntil(t, 5*time.Second, "dead letters", func() bool {
+		var err error
+		dead, err = c.Stream.GroupDLQList(ctx, "s", "g", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(dead) == 2
+	})
+	if dead[0].Offset != 1 || dead[1].Offset != 3 || dead[0].Deliveries != 2 || dead[0].Consumer != "c" || string(dead[1].Payload) != "r3" {
+		t.Fatalf("dead letters: %+v", dead)
+	}
+	if got := read(300 * time.Millisecond); len(got) != 0 {
+		t.Fatalf("dead letters were redelivered: %v", got)
+	}
+	// The records stay in the stream.
+	if got := streamRead(t, c, "s", nil); !reflect.DeepEqual(got, []uint64{1, 2, 3}) {
+		t.Fatalf("stream after dead-lettering: %v", got)
+	}
+	// Requeue wakes a parked reader and delivers with a fresh count.
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		c.Stream.GroupDLQRequeue(ctx, "s", "g", []uint64{3, 99}, nil)
+	}()
+	rs, err := c.Stream.GroupRead(ctx, "s", "g", "d", &flo.StreamGroupReadOptions{Block: 5 * time.Second})
+	if err != nil || !reflect.DeepEqual(streamOffsets(rs), []uint64{3}) || !rs[0].Redelivered {
+		t.Fatalf("requeued: %+v %v", rs, err)
+	}
+	if dead, _ := c.Stream.GroupDLQList(ctx, "s", "g", nil); len(dead) != 1 || dead[0].Offset != 1 {
+		t.Fatalf("dead letters after requeue: %+v", dead)
+	}
+}
+
+func TestStream_GroupTouchExtendsDeadline(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	streamFill(t, c, "s", 1)
+	o := &flo.StreamGroupReadOptions{AckTimeout: 300 * time.Millisecond}
+	if rs, err := c.Stream.GroupRead(ctx, "s", "g", "a", o); err != nil || len(rs) != 1 {
+		t.Fatalf("read: %v %v", rs, err)
+	}
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if err := c.Stream.GroupTouch(ctx, "s", "g", []uint64{1}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if rs, err := c.Stream.GroupRead(ctx, "s", "g", "b", nil); err != nil || len(rs) != 0 {
+			t.Fatalf("touched record redelivered: %v %v", streamOffsets(rs), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestStream_ConsumeAcksRetriesAndSplits(t *testing.T) {
+	srv, c, ctx := streamSetup(t)
+	const n = 200
+	streamFill(t, c, "jobs", n)
+	var mu sync.Mutex
+	done := map[string]int{} // payload -> successful runs
+	failedOnce := map[string]bool{}
+	var running, peak atomic.Int32
+	handler := func(_ context.Context, r flo.StreamRecord) error {
+		cur := running.Add(1)
+		defer running.Add(-1)
+		for p := peak.Load(); cur > p && !peak.CompareAndSwap(p, cur); p = peak.Load() {
+		}
+		time.Sleep(time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		key := string(r.Payload)
+		if r.Offset%10 == 0 && !failedOnce[key] {
+			failedOnce[key] = true
+			if r.Offset%20 == 0 {
+				panic("boom")
+			}
+			return errors.New("transient")
+		}
+		done[key]++
+		return nil
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var errs atomic.Int32
+	for _, name := range []string{"w1", "w2"} {
+		cc := srv.Client(t, flo.Options{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := cc.Stream.Consume(cctx, "jobs", "g", name, handler, &flo.StreamConsumeOptions{
+				Concurrency: 4, Poll: 200 * time.Millisecond, OnError: func(error) { errs.Add(1) },
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	waitUntil(t, 20*time.Second, "every record handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(done) == n
+	})
+	cancel()
+	wg.Wait()
+	for k, runs := range done {
+		if runs != 1 {
+			t.Errorf("%s succeeded %d times", k, runs)
+		}
+	}
+	if len(failedOnce) != n/10 || errs.Load() < int32(n/10) {
+		t.Fatalf("failures: %d records, %d errors reported", len(failedOnce), errs.Load())
+	}
+	if p := peak.Load(); p < 2 || p > 8 {
+		t.Fatalf("peak concurrency %d, want 2..8", p)
+	}
+	if dead, _ := c.Stream.GroupDLQList(ctx, "jobs", "g", nil); len(dead) != 0 {
+		t.Fatalf("dead letters: %d", len(dead))
+	}
+}
+
+func TestStream_ConsumeCrashedConsumerRecordsGoToAnother(t *testing.T) {
+	srv, c, ctx := streamSetup(t)
+	streamFill(t, c, "jobs", 3)
+	// A consumer that takes records and dies without acking or leaving.
+	if _, err := c.Stream.GroupRead(ctx, "jobs", "g", "crashed", &flo.StreamGroupReadOptions{Count: 3, AckTimeout: 200 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan uint64, 10)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cc := srv.Client(t, flo.Options{})
+	go cc.Stream.Consume(cctx, "jobs", "g", "survivor", func(_ context.Context, r flo.StreamRecord) error {
+		got <- r.Offset
+		return nil
+	}, &flo.StreamConsumeOptions{AckTimeout: 200 * time.Millisecond, Poll: time.Second})
+	var offs []uint64
+	timeout := time.After(10 * time.Second)
+	for len(offs) < 3 {
+		select {
+		case off := <-got:
+			offs = append(offs, off)
+		case <-timeout:
+			t.Fatalf("survivor got only %v", offs)
+		}
+	}
+	sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
+	if !reflect.DeepEqual(offs, []uint64{1, 2, 3}) {
+		t.Fatalf("survivor got %v", offs)
+	}
+}
+
+// TestStream_AppendWakesEveryGroup parks two readers of one group and one of
+// another on the same stream: one append must reach a reader of each group,
+// even though the node hands each signal to one parked write at a time.
+func TestStream_AppendWakesEveryGroup(t *testing.T) {
+	srv, c, ctx := streamSetup(t)
+	type result struct {
+		who  string
+		offs []uint64
+	}
+	results := make(chan result, 3)
+	for _, r := range []struct{ group, consumer string }{{"a", "a1"}, {"a", "a2"}, {"b", "b1"}} {
+		rc := srv.Client(t, flo.Options{})
+		go func() {
+			rs, err := rc.Stream.GroupRead(ctx, "s", r.group, r.consumer, &flo.StreamGroupReadOptions{Block: 3 * time.Second})
+			if err != nil {
+				t.Error(err)
+			}
+			results <- result{r.consumer, streamOffsets(rs)}
+		}()
+		// Let each park in turn (only the order of parking depends on this).
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := c.Stream.Append(ctx, "s", []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]uint64{}
+	start := time.Now()
+	for n := 0; n < 3 && len(got) < 2; n++ {
+		r := <-results // every reader returns within its 3 s block
+		if len(r.offs) > 0 {
+			got[r.who[:1]] = r.offs
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("both groups served only after %v: %v", d, got)
+	}
+	if !reflect.DeepEqual(got, map[string][]uint64{"a": {1}, "b": {1}}) {
+		t.Fatalf("deliveries: %v", got)
+	}
+}

@@ -1,0 +1,369 @@
+package flo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// TaskHandler executes one task and returns the run's result. A returned
+// error fails the attempt: it is retried (while the action has retries
+// left) unless the error is wrapped with Permanent. A panic fails the
+// attempt like an error. ctx is cancelled only when the worker stops and
+// its drain timeout has passed; the handler should then return promptly.
+// Handlers must be idempotent: a run executes at least once, and a retry
+// carries Task.Attempt > 1.
+type TaskHandler func(ctx context.Context, t *Task) ([]byte, error)
+
+// permanentError marks an error that must not be retried.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent wraps err so that a TaskWorker fails the run at once instead of
+// retrying it. Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+// IsPermanent reports whether err (or an error it wraps) came from Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+// TaskWorkerOptions configures a TaskWorker. The zero value is the default.
+type TaskWorkerOptions struct {
+	Namespace string
+	// Concurrency is the number of handlers that run at once (default 10).
+	// The worker claims a task only when a handler slot is free.
+	Concurrency int
+	// Pollers is the number of await calls in flight at once (default 1).
+	// Each claims as many tasks as there are free handler slots, so one
+	// is usually enough.
+	Pollers int
+	// Lease is the lease taken on each claimed task, in place of the
+	// action's timeout (default 30 s). While a handler runs the lease is
+	// renewed every Lease/3, so a crashed worker's tasks are retried about
+	// Lease after its last renewal.
+	Lease time.Duration
+	// Block is how long one await call waits for work (default 30 s).
+	Block time.Duration
+	// DrainTimeout bounds how long Run waits, once its context ends, for
+	// running handlers before cancelling their contexts (default 30 s).
+	DrainTimeout time.Duration
+	// OnError, if set, receives errors the worker cannot return: failed
+	// awaits, touches and reports. It must not block.
+	OnError func(error)
+}
+
+// TaskWorker runs handlers for actions: it registers as a worker, claims
+// tasks with long polls, runs up to Concurrency handlers at once, renews
+// their leases while they run, and reports each outcome exactly once
+// (complete on success; fail with retry on an error or panic; fail without
+// retry on a Permanent error). Cancelling Run's context stops claiming and
+// drains the running handlers.
+type TaskWorker struct {
+	c  *Client
+	id string
+	o  TaskWorkerOptions
+
+	mu       sync.Mutex
+	handlers map[string]TaskHandler
+	register map[string]*ActionRegisterOptions
+
+	completed atomic.Int64
+	failed    atomic.Int64
+}
+
+// NewTaskWorker returns a worker with ID workerID using c. Add handlers
+// with Handle, then call Run.
+func NewTaskWorker(c *Client, workerID string, o *TaskWorkerOptions) *TaskWorker {
+	w := &TaskWorker{c: c, id: workerID, handlers: map[string]TaskHandler{}, register: map[string]*ActionRegisterOptions{}}
+	if o != nil {
+		w.o = *o
+	}
+	if w.o.Concurrency <= 0 {
+		w.o.Concurrency = 10
+	}
+	if w.o.Pollers <= 0 {
+		w.o.Pollers = 1
+	}
+	w.o.Pollers = min(w.o.Pollers, w.o.Concurrency)
+	if w.o.Lease <= 0 {
+		w.o.Lease = 30 * time.Second
+	}
+	if w.o.Block <= 0 {
+		w.o.Block = 30 * time.Second
+	}
+	if w.o.DrainTimeout <= 0 {
+		w.o.DrainTimeout = 30 * time.Second
+	}
+	return w
+}
+
+// Handle runs h for tasks of the action named action. If register is
+// non-nil, Run registers the action with those settings before it starts
+// (replacing any existing settings); with nil the action is left as it is.
+// Handle must be called before Run.
+func (w *TaskWorker) Handle(action string, h TaskHandler, register *ActionRegisterOptions) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.handlers[action] = h
+	if register != nil {
+		r := *register
+		r.Namespace = w.o.Namespace
+		w.register[action] = &r
+	} else {
+		delete(w.register, action)
+	}
+}
+
+// ID returns the worker ID.
+func (w *TaskWorker) ID() string { return w.id }
+
+// Completed returns the number of tasks this worker completed.
+func (w *TaskWorker) Completed() int64 { return w.completed.Load() }
+
+// Failed returns the number of task attempts this worker reported failed.
+func (w *TaskWorker) Failed() int64 { return w.failed.Load() }
+
+// Run registers the actions given to Handle with settings, then the worker,
+// then claims and executes tasks until ctx ends. It then stops claiming,
+// waits up to DrainTimeout for running handlers (cancelling their contexts
+// after that, and failing their tasks for retry if they return an error),
+// and returns nil. It returns an error only if it could not start.
+func (w *TaskWorker) Run(ctx context.Context) error {
+	w.mu.Lock()
+	handlers := make(map[string]TaskHandler, len(w.handlers))
+	for name, h := range w.handlers {
+		handlers[name] = h
+	}
+	register := make(map[string]*ActionRegisterOptions, len(w.register))
+	for name, o := range w.register {
+		register[name] = o
+	}
+	w.mu.Unlock()
+	if len(handlers) == 0 {
+		return errors.New("flo: TaskWorker.Run: no handlers")
+	}
+	types := make([]string, 0, len(handlers))
+	for name := range handlers {
+		types = append(types, name)
+	}
+	slices.Sort(types)
+	for _, name := range types {
+		if o := register[name]; o != nil {
+			if err := w.c.Action.Register(ctx, name, o); err != nil {
+				return fmt.Errorf("flo: register action %q: %w", name, err)
+			}
+		}
+	}
+	if err := w.c.Worker.Register(ctx, w.id, types, &WorkerRegisterOptions{Namespace: w.o.Namespace, Capacity: w.o.Concurrency}); err != nil {
+		return fmt.Errorf("flo: register worker %q: %w", w.id, err)
+	}
+
+	// Handlers run under hctx, which outlives ctx by the drain timeout.
+	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hcancel()
+	slots := make(chan struct{}, w.o.Concurrency)
+	var running, pollers sync.WaitGroup
+	for range w.o.Pollers {
+		pollers.Add(1)
+		go func() {
+			defer pollers.Done()
+			w.poll(ctx, hctx, types, handlers, slots, &running)
+		}()
+	}
+	pollers.Wait()
+	drained := make(chan struct{})
+	go func() { running.Wait(); close(drained) }()
+	timer := time.NewTimer(w.o.DrainTimeout)
+	defer timer.Stop()
+	select {
+	case <-drained:
+	case <-timer.C:
+		hcancel()
+		<-drained
+	}
+	return nil
+}
+
+// poll claims tasks while ctx lasts: it takes every free handler slot
+// (at least one) and asks for that many tasks in one await.
+func (w *TaskWorker) poll(ctx, hctx context.Context, types []string, handlers map[string]TaskHandler, slots chan struct{}, running *sync.WaitGroup) {
+	retry := 50 * time.Millisecond
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+	grab:
+		for n < maxAwaitBatch {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break grab
+			}
+		}
+		tasks, err := w.c.Worker.AwaitBatch(ctx, w.id, types, n, &WorkerAwaitOptions{Namespace: w.o.Namespace, Block: w.o.Block, Lease: w.o.Lease})
+		for range n - len(tasks) {
+			<-slots
+		}
+		if err != nil || len(tasks) == 0 {
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				w.report(fmt.Errorf("flo: worker %s: await: %w", w.id, err))
+				if !workerSleep(ctx, retry) {
+					return
+				}
+				retry = min(2*retry, 5*time.Second)
+			}
+			continue
+		}
+		retry = 50 * time.Millisecond
+		for _, t := range tasks {
+			running.Add(1)
+			go func() {
+				defer running.Done()
+				defer func() { <-slots }()
+				w.execute(hctx, t, handlers[t.ActionName])
+			}()
+		}
+	}
+}
+
+// maxAwaitBatch is the server's limit on tasks per await.
+const maxAwaitBatch = 100
+
+func workerSleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// execute runs one task and reports its outcome.
+func (w *TaskWorker) execute(hctx context.Context, t *Task, h TaskHandler) {
+	var result []byte
+	var err error
+	if h == nil {
+		err = fmt.Errorf("worker %s has no handler for action %q", w.id, t.ActionName)
+	} else {
+		stop := w.keepAlive(t)
+		result, err = runHandler(hctx, h, t)
+		stop()
+	}
+	switch {
+	case err == nil:
+		if w.reportCall(func(ctx context.Context) error {
+			return w.c.Worker.Complete(ctx, w.id, t.ID, result, &WorkerCompleteOptions{Namespace: w.o.Namespace})
+		}, "complete", t) {
+			w.completed.Add(1)
+		}
+		return
+	case hctx.Err() != nil:
+		err = fmt.Errorf("worker stopped: %w", err)
+	}
+	msg := truncateFailMessage(err.Error(), maxFailMessageBytes)
+	noRetry := IsPermanent(err) && hctx.Err() == nil
+	if w.reportCall(func(ctx context.Context) error {
+		return w.c.Worker.Fail(ctx, w.id, t.ID, msg, &WorkerFailOptions{Namespace: w.o.Namespace, NoRetry: noRetry})
+	}, "fail", t) {
+		w.failed.Add(1)
+	}
+}
+
+// runHandler runs h, turning a panic into an error.
+func runHandler(ctx context.Context, h TaskHandler, t *Task) (result []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			result, err = nil, fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return h(ctx, t)
+}
+
+// keepAlive renews t's lease every Lease/3 until stop is called or the
+// lease is lost (the server answers CONFLICT or NOT_FOUND).
+func (w *TaskWorker) keepAlive(t *Task) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(max(w.o.Lease/3, time.Millisecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			err := w.c.Worker.Touch(context.Background(), w.id, t.ID, &WorkerTouchOptions{Namespace: w.o.Namespace, Extend: w.o.Lease})
+			if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
+				return
+			}
+			if err != nil {
+				w.report(fmt.Errorf("flo: worker %s: touch %s: %w", w.id, t.ID, err))
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// reportCall sends a complete or fail, retrying connection failures a few
+// times; a server verdict (OK or an error status) is final. It reports
+// whether the server accepted the report.
+func (w *TaskWorker) reportCall(call func(context.Context) error, what string, t *Task) bool {
+	delay := 50 * time.Millisecond
+	for try := 0; ; try++ {
+		err := call(context.Background())
+		if err == nil {
+			return true
+		}
+		if try >= 4 || !(errors.Is(err, ErrConnection) || errors.Is(err, context.DeadlineExceeded)) {
+			w.report(fmt.Errorf("flo: worker %s: %s %s: %w", w.id, what, t.ID, err))
+			return false
+		}
+		time.Sleep(delay)
+		delay *= 2
+	}
+}
+
+func (w *TaskWorker) report(err error) {
+	if w.o.OnError != nil {
+		w.o.OnError(err)
+	}
+}
+
+// maxFailMessageBytes is the server's limit on a fail message.
+const maxFailMessageBytes = 64 << 10
+
+func truncateFailMessage(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

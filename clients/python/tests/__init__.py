@@ -1,0 +1,1 @@
+"""Tests of the flo Python SDK (stdlib unittest; see harness.py)."""

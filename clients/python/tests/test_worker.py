@@ -1,0 +1,166 @@
+"""The high-level Worker against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import unittest
+
+from .harness import ServerTestCase
+from flo import ActionContext, ActionRegisterOptions, NonRetryableError, RunStatus, ValidationError, Worker
+from flo.worker import encode_output
+
+
+class EncodeOutputTest(unittest.TestCase):
+    def test_encode_output(self) -> None:
+        self.assertEqual(encode_output(None), b"")
+        self.assertEqual(encode_output(b"x"), b"x")
+        self.assertEqual(encode_output("é"), "é".encode())
+        self.assertEqual(encode_output({"a": 1}), b'{"a": 1}')
+
+
+class WorkerTest(ServerTestCase):
+    client_timeout_ms = 1000
+
+    async def wait_terminal(self, run_id: str, timeout: float = 15.0):  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while True:
+            st = await self.client.action.status(run_id)
+            if st.is_terminal:
+                return st
+            self.assertLess(time.monotonic(), deadline, f"run {run_id} still {st.status}")
+            await asyncio.sleep(0.05)
+
+    async def test_handles_tasks_with_concurrency(self) -> None:
+        worker = Worker(self.client, "w-conc", concurrency=4, block_ms=10000)
+        running = 0
+        peak = 0
+
+        @worker.action("square")
+        async def square(ctx: ActionContext) -> dict[str, int]:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.4)
+            running -= 1
+            n = ctx.json()["n"]
+            return {"n": n, "square": n * n}
+
+        await worker.start()
+        try:
+            t0 = time.monotonic()
+            runs = [(await self.client.action.invoke("square", f'{{"n": {i}}}'.encode())).run_id for i in range(8)]
+            results = [await self.wait_terminal(r) for r in runs]
+            elapsed = time.monotonic() - t0
+        finally:
+            await worker.stop()
+        self.assertEqual([s.status for s in results], [RunStatus.COMPLETED] * 8)
+        self.assertEqual(results[3].result, b'{"n": 3, "square": 9}')
+        self.assertEqual(peak, 4)
+        self.assertLess(elapsed, 2.5)  # 8 tasks × 0.4 s with 4 at a time ≈ 0.8 s
+        self.assertEqual(worker.completed, 8)
+        workers = {w.worker_id for w in await self.client.worker.list()}
+        self.assertIn("w-conc", workers)
+
+    async def test_lease_is_extended_while_handler_runs(self) -> None:
+        worker = Worker(self.client, "w-lease", concurrency=1, lease_ms=600)
+
+        @worker.action("slow", ActionRegisterOptions(timeout_ms=600, max_retries=0))
+        async def slow(ctx: ActionContext) -> bytes:
+            await asyncio.sleep(2.0)  # over three lease periods
+            return b"finished"
+
+        async with worker:
+            run = (await self.client.action.invoke("slow", b"")).run_id
+            st = await self.wait_terminal(run)
+        self.assertEqual((st.status, st.result, st.attempt), (RunStatus.COMPLETED, b"finished", 1))
+
+    async def test_failures_retry_unless_non_retryable(self) -> None:
+        worker = Worker(self.client, "w-fail", concurrency=2)
+        attempts: dict[str, int] = {}
+
+        @worker.action("flaky", ActionRegisterOptions(max_retries=2))
+        async def flaky(ctx: ActionContext) -> str:
+            attempts[ctx.task_id] = ctx.attempt
+            if ctx.attempt < 2:
+                raise RuntimeError("transient")
+            return "ok on attempt %d" % ctx.attempt
+
+        @worker.action("fatal", ActionRegisterOptions(max_retries=5))
+        async def fatal(ctx: ActionContext) -> None:
+            raise NonRetryableError("bad input")
+
+        @worker.action("sync")
+        def sync_handler(ctx: ActionContext) -> bytes:  # plain functions run in a thread
+            return ctx.input[::-1]
+
+        await worker.start()
+        try:
+            r1 = (await self.client.action.invoke("flaky", b"")).run_id
+            r2 = (await self.client.action.invoke("fatal", b"")).run_id
+            r3 = (await self.client.action.invoke("sync", b"abc")).run_id
+            s1, s2, s3 = [await self.wait_terminal(r) for r in (r1, r2, r3)]
+        finally:
+            await worker.stop()
+        self.assertEqual((s1.status, s1.result), (RunStatus.COMPLETED, b"ok on attempt 2"))
+        self.assertEqual((s2.status, s2.error, s2.attempt), (RunStatus.FAILED, "bad input", 1))
+        self.assertEqual(s3.result, b"cba")
+
+    async def test_stop_drains_running_handlers(self) -> None:
+        worker = Worker(self.client, "w-drain", concurrency=2)
+        started = asyncio.Event()
+
+        @worker.action("drain")
+        async def drain(ctx: ActionContext) -> bytes:
+            started.set()
+            await asyncio.sleep(0.8)
+            return b"drained"
+
+        await worker.start()
+        run = (await self.client.action.invoke("drain", b"")).run_id
+        await asyncio.wait_for(started.wait(), 10)
+        t0 = time.monotonic()
+        await worker.stop()
+        self.assertGreaterEqual(time.monotonic() - t0, 0.5)  # waited for the handler
+        st = await self.client.action.status(run)
+        self.assertEqual((st.status, st.result), (RunStatus.COMPLETED, b"drained"))
+        # After stop nothing is claimed: a new run stays pending.
+        run2 = (await self.client.action.invoke("drain", b"")).run_id
+        await asyncio.sleep(0.3)
+        self.assertEqual((await self.client.action.status(run2)).status, RunStatus.PENDING)
+
+    async def test_stop_timeout_cancels_and_fails_for_retry(self) -> None:
+        worker = Worker(self.client, "w-cancel", concurrency=1)
+        started = asyncio.Event()
+
+        @worker.action("stuck")
+        async def stuck(ctx: ActionContext) -> None:
+            started.set()
+            await asyncio.sleep(60)
+
+        await worker.start()
+        run = (await self.client.action.invoke("stuck", b"")).run_id
+        await asyncio.wait_for(started.wait(), 10)
+        await worker.stop(timeout=0.2)
+        st = await self.client.action.status(run)
+        self.assertEqual(st.status, RunStatus.PENDING)  # failed with retry, to be picked up again
+        self.assertIn("worker stopped", st.error or "")
+
+    async def test_run_until_stopped(self) -> None:
+        worker = Worker(self.client, concurrency=1)
+
+        @worker.action("echo")
+        async def echo(ctx: ActionContext) -> bytes:
+            return ctx.input
+
+        runner = asyncio.create_task(worker.run())
+        await asyncio.wait_for(worker.wait_started(), 10)
+        run = (await self.client.action.invoke("echo", b"hi")).run_id
+        st = await self.wait_terminal(run)
+        self.assertEqual(st.result, b"hi")
+        await worker.stop()
+        await asyncio.wait_for(runner, 5)
+
+    async def test_requires_a_handler(self) -> None:
+        with self.assertRaises(ValidationError):
+            await Worker(self.client, "empty").start()
