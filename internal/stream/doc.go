@@ -65,6 +65,10 @@
 //     holds fewer than MaxPendingPerGroup entries.
 //  4. A dead letter's record stays in the stream; requeue puts it back into
 //     the PEL as ready with delivery count 0.
+//  5. A group's readers park on GroupWaitKey only. Every append signals the
+//     stream's WaitKey and every group's key (log.wake); the node gives a
+//     signal to one parked write at a time and a reader that gets records
+//     passes it on, so each group needs a key of its own.
 //
 // Persisted PEL entries carry their deadline, 0 once they are ready (every
 // move to the ready heap is written), so Load rebuilds invariant 1 exactly;
