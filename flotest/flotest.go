@@ -89,13 +89,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
-	srv := server.New(stack.Node, server.Options{
-		MaxFrameBytes:      cfg.MaxFrameBytes,
-		MaxConnections:     cfg.MaxConnections,
-		MaxInflightPerConn: cfg.MaxInflightPerConn,
-		ShutdownTimeout:    cfg.ShutdownTimeout,
-		Logger:             log,
-	})
+	srv := server.New(stack.Node, server.OptionsFrom(cfg, log))
 	addr, err := srv.Listen(cfg.Listen)
 	if err != nil {
 		stack.Close()

@@ -93,13 +93,7 @@ func runServer(cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	srv := server.New(stack.Node, server.Options{
-		MaxFrameBytes:      cfg.MaxFrameBytes,
-		MaxConnections:     cfg.MaxConnections,
-		MaxInflightPerConn: cfg.MaxInflightPerConn,
-		ShutdownTimeout:    cfg.ShutdownTimeout,
-		Logger:             log,
-	})
+	srv := server.New(stack.Node, server.OptionsFrom(cfg, log))
 	addr, err := srv.Listen(cfg.Listen)
 	if err != nil {
 		stack.Close()

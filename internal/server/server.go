@@ -24,6 +24,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/floruntime/flo/internal/command"
+	"github.com/floruntime/flo/internal/config"
 	"github.com/floruntime/flo/internal/node"
 	"github.com/floruntime/flo/wire"
 )
@@ -35,6 +36,17 @@ type Options struct {
 	MaxInflightPerConn int
 	ShutdownTimeout    time.Duration
 	Logger             *slog.Logger
+}
+
+// OptionsFrom takes the server's settings from cfg.
+func OptionsFrom(cfg config.Config, log *slog.Logger) Options {
+	return Options{
+		MaxFrameBytes:      cfg.MaxFrameBytes,
+		MaxConnections:     cfg.MaxConnections,
+		MaxInflightPerConn: cfg.MaxInflightPerConn,
+		ShutdownTimeout:    cfg.ShutdownTimeout,
+		Logger:             log,
+	}
 }
 
 // Server accepts client connections and serves them through a node.
