@@ -255,3 +255,57 @@ func waitUntil(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestServer_MaxConnectionsAtTheEdge(t *testing.T) {
+	t.Parallel()
+	srv := flotest.Start(t, flotest.Options{Config: func(c *config.Config) { c.MaxConnections = 2 }})
+	ping := func(rc *rawConn, id uint64) wire.Frame {
+		rc.send(wire.AppendFrame(nil, id, byte(wire.OpPing), nil))
+		return rc.reply()
+	}
+	a, b := dialRaw(t, srv.Addr), dialRaw(t, srv.Addr)
+	if f := ping(a, 1); string(f.Payload) != "PONG" {
+		t.Fatalf("first connection: %+v", f)
+	}
+	if f := ping(b, 1); string(f.Payload) != "PONG" {
+		t.Fatalf("second connection (at the limit): %+v", f)
+	}
+	// One past the limit: OVERLOADED with request id 0, then closed.
+	over := dialRaw(t, srv.Addr)
+	f := over.reply()
+	if wire.Status(f.Code) != wire.StatusOverloaded || f.RequestID != 0 {
+		t.Fatalf("connection over the limit: status %d id %d %q", f.Code, f.RequestID, f.Payload)
+	}
+	over.expectClosed()
+	// Closing one makes room again.
+	a.nc.Close()
+	waitUntil(t, func() bool {
+		rc := dialRaw(t, srv.Addr)
+		rc.send(wire.AppendFrame(nil, 9, byte(wire.OpPing), nil))
+		f, _, err := wire.ReadFrame(rc.br, nil, 1<<20)
+		return err == nil && string(f.Payload) == "PONG"
+	})
+}
+
+func TestServer_InflightLimitAppliesBackpressureWithoutLoss(t *testing.T) {
+	t.Parallel()
+	srv := flotest.Start(t, flotest.Options{Config: func(c *config.Config) { c.MaxInflightPerConn = 4 }})
+	rc := dialRaw(t, srv.Addr)
+	// A parked call holds the head of the reply queue; 200 pipelined
+	// requests behind it exceed the in-flight limit, so the server stops
+	// reading until the parked call answers. Nothing is lost or reordered.
+	var batch []byte
+	batch = wire.AppendFrame(batch, 1, byte(wire.OpKVGet), wire.AppendRequest(nil, &wire.Request{Key: []byte("gate"), Options: wire.AppendU32(nil, wire.TagBlockMs, 300)}))
+	for i := uint64(2); i <= 200; i++ {
+		batch = wire.AppendFrame(batch, i, byte(wire.OpPing), nil)
+	}
+	rc.send(batch) // a few KiB: fits in the socket buffers
+	if f := rc.reply(); f.RequestID != 1 || wire.Status(f.Code) != wire.StatusNotFound {
+		t.Fatalf("parked call: id %d status %d", f.RequestID, f.Code)
+	}
+	for i := uint64(2); i <= 200; i++ {
+		if f := rc.reply(); f.RequestID != i || string(f.Payload) != "PONG" {
+			t.Fatalf("reply %d: id %d %q", i, f.RequestID, f.Payload)
+		}
+	}
+}
