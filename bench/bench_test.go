@@ -187,3 +187,29 @@ func BenchmarkKVGetPipelined(b *testing.B) {
 		})
 	}
 }
+
+func BenchmarkQueueCycle(b *testing.B) {
+	b.Run("conns=50", func(b *testing.B) {
+		benchCase(b, "queue-cycle", "sync", Config{Conns: 50, Messages: max(b.N, 1000)})
+	})
+}
+
+func BenchmarkStreamAppend(b *testing.B) {
+	b.Run("conns=50", func(b *testing.B) {
+		benchCase(b, "stream-append", "sync", Config{Conns: 50})
+	})
+}
+
+// BenchmarkStreamRead reads 100,000 records in batches of 1,000 per
+// iteration (b.N is ignored: the scenario reads the whole stream).
+func BenchmarkStreamRead(b *testing.B) {
+	b.Run("records=100000/batch=1000", func(b *testing.B) {
+		benchCase(b, "stream-read", "sync", Config{Records: 100_000, Batch: 1000})
+	})
+}
+
+func BenchmarkActionThroughput(b *testing.B) {
+	b.Run("conns=50/workers=8", func(b *testing.B) {
+		benchCase(b, "action-throughput", "sync", Config{Conns: 50, Workers: 8})
+	})
+}
