@@ -237,10 +237,16 @@ func (c *Client) sharedConn(ctx context.Context) (*conn, error) {
 type conn struct {
 	nc net.Conn
 
-	wmu    sync.Mutex // serialises writes and the pending queue's order
-	bw     *bufio.Writer
-	nextID uint64
-	buf    []byte
+	// wmu guards the outgoing buffer and the order of pending calls. Frames
+	// are appended to out in request order; whichever caller finds no flush
+	// in progress writes out (and anything appended meanwhile) with one
+	// syscall per round, so concurrent calls share writes.
+	wmu      sync.Mutex
+	out      []byte
+	spare    []byte
+	flushing bool
+	nextID   uint64
+	scratch  []byte
 
 	pmu     sync.Mutex
 	pending []*pendingCall
@@ -255,7 +261,7 @@ type pendingCall struct {
 }
 
 func newConn(nc net.Conn) *conn {
-	cn := &conn{nc: nc, bw: bufio.NewWriterSize(nc, 64<<10)}
+	cn := &conn{nc: nc}
 	go cn.readLoop()
 	return cn
 }
@@ -295,7 +301,6 @@ func (cn *conn) roundTrip(ctx context.Context, r request, exclusive bool) ([]byt
 	cn.wmu.Lock()
 	cn.nextID++
 	p.id = cn.nextID
-	payload := wire.AppendRequest(cn.buf[:0], &wire.Request{Namespace: r.namespace, Key: r.key, Value: r.value, Options: opts})
 	cn.pmu.Lock()
 	if cn.err != nil {
 		err := cn.err
@@ -305,14 +310,12 @@ func (cn *conn) roundTrip(ctx context.Context, r request, exclusive bool) ([]byt
 	}
 	cn.pending = append(cn.pending, p)
 	cn.pmu.Unlock()
-	frame := wire.AppendFrame(nil, p.id, byte(r.op), payload)
-	cn.buf = payload
-	_, err := cn.bw.Write(frame)
-	if err == nil {
-		err = cn.bw.Flush()
+	cn.scratch = wire.AppendRequest(cn.scratch[:0], &wire.Request{Namespace: r.namespace, Key: r.key, Value: r.value, Options: opts})
+	cn.out = wire.AppendFrame(cn.out, p.id, byte(r.op), cn.scratch)
+	if cap(cn.scratch) > maxKeptBuffer {
+		cn.scratch = nil
 	}
-	cn.wmu.Unlock()
-	if err != nil {
+	if err := cn.flushLocked(); err != nil {
 		cn.close(err)
 	}
 	select {
@@ -326,6 +329,40 @@ func (cn *conn) roundTrip(ctx context.Context, r request, exclusive bool) ([]byt
 		}
 		return nil, ctx.Err()
 	}
+}
+
+// maxKeptBuffer is the largest write buffer a connection keeps for reuse;
+// a larger one (a big value) is dropped after use.
+const maxKeptBuffer = 1 << 20
+
+// flushLocked writes the outgoing buffer unless another caller is already
+// doing so (that caller will pick up what we appended). It is entered with
+// wmu held and returns with wmu released.
+func (cn *conn) flushLocked() error {
+	if cn.flushing {
+		cn.wmu.Unlock()
+		return nil
+	}
+	cn.flushing = true
+	var err error
+	for len(cn.out) > 0 && err == nil {
+		buf := cn.out
+		cn.out = cn.spare[:0]
+		cn.wmu.Unlock()
+		_, err = cn.nc.Write(buf)
+		cn.wmu.Lock()
+		if cap(buf) <= maxKeptBuffer {
+			cn.spare = buf[:0]
+		} else {
+			cn.spare = nil
+		}
+	}
+	if err != nil {
+		cn.out = cn.out[:0]
+	}
+	cn.flushing = false
+	cn.wmu.Unlock()
+	return err
 }
 
 func (cn *conn) readLoop() {
