@@ -46,6 +46,7 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.ReadyFile, "ready-file", cfg.ReadyFile, "write the bound address to this file once listening")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	f.Int64Var(&cfg.CacheBytes, "cache-size", cfg.CacheBytes, "storage block cache in bytes")
 	f.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", cfg.MaxFrameBytes, "largest request payload accepted")
 	f.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "open client connections allowed")
 	f.IntVar(&cfg.MaxInflightPerConn, "max-inflight-per-conn", cfg.MaxInflightPerConn, "unanswered requests per connection before reading pauses")

@@ -28,6 +28,8 @@ type Config struct {
 	// LogFormat is "text" or "json"; LogLevel is debug, info, warn or error.
 	LogFormat string
 	LogLevel  string
+	// CacheBytes sizes the storage block cache (default 256 MiB).
+	CacheBytes int64
 	// MaxFrameBytes bounds a request payload (default 16 MiB + 192 KiB).
 	MaxFrameBytes int
 	// MaxConnections bounds open client connections (default 10000).
@@ -51,6 +53,7 @@ func Default() Config {
 		FlushInterval:      time.Second,
 		LogFormat:          "text",
 		LogLevel:           "info",
+		CacheBytes:         256 << 20,
 		MaxFrameBytes:      wire.DefaultMaxPayloadBytes,
 		MaxConnections:     10_000,
 		MaxInflightPerConn: 1024,
@@ -82,6 +85,9 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log-level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.CacheBytes < 1<<20 {
+		bad("cache-size: %d is under 1 MiB", c.CacheBytes)
 	}
 	if c.MaxFrameBytes < 1024 || c.MaxFrameBytes > 1<<30 {
 		bad("max-frame-bytes: %d is outside 1024..1073741824", c.MaxFrameBytes)

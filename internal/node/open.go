@@ -47,7 +47,7 @@ func Open(cfg config.Config, log *slog.Logger, fatal func(error)) (*Stack, error
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("node: create data dir: %w", err)
 	}
-	db, err := storage.Open(cfg.DataDir, storage.Options{})
+	db, err := storage.Open(cfg.DataDir, storage.Options{CacheBytes: cfg.CacheBytes})
 	if err != nil {
 		return nil, err
 	}

@@ -45,11 +45,25 @@ type Options struct {
 	// FS overrides the filesystem; nil means the OS filesystem. Tests pass
 	// vfs.NewCrashableMem() to simulate a crash.
 	FS vfs.FS
+	// CacheBytes sizes Pebble's block cache (0 = DefaultCacheBytes). Reads
+	// that miss the memtable and the cache go to disk, some of them on the
+	// apply goroutine (a dequeue reads its payloads), so it pays to keep
+	// the working set cached.
+	CacheBytes int64
 }
+
+// DefaultCacheBytes is the block cache size when Options.CacheBytes is 0.
+const DefaultCacheBytes = 256 << 20
 
 // Open opens (creating if needed) the database in dir.
 func Open(dir string, o Options) (*DB, error) {
-	po := &pebble.Options{FS: o.FS, Logger: quietLogger{}}
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = DefaultCacheBytes
+	}
+	cache := pebble.NewCache(o.CacheBytes)
+	// Open takes its own reference; ours is released once it is handed over.
+	defer cache.Unref()
+	po := &pebble.Options{FS: o.FS, Logger: quietLogger{}, Cache: cache}
 	po.EnsureDefaults()
 	// Group commit already batches our writes; a larger memtable keeps
 	// flushes rare under write-heavy load.
