@@ -167,8 +167,17 @@ func waitParked(t *testing.T, n *Node, want int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
+		// Count calls that are registered and not mid-attempt: parked.
 		n.mu.Lock()
-		got := n.parked
+		idle := map[*call]bool{}
+		for _, cs := range n.waiters {
+			for _, c := range cs {
+				if !c.running {
+					idle[c] = true
+				}
+			}
+		}
+		got := len(idle)
 		n.mu.Unlock()
 		if got >= want {
 			return
