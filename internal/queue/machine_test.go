@@ -81,10 +81,9 @@ func (h *harness) pulse() []string {
 }
 
 type enq struct {
-	prio   uint8
-	delay  time.Duration
-	dedup  string
-	header bool
+	prio  uint8
+	delay time.Duration
+	dedup string
 }
 
 func (h *harness) enqueue(name, payload string, e enq) uint64 {
@@ -239,14 +238,6 @@ func payloads(ms []wire.QueueMessage) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
 		out[i] = string(m.Payload)
-	}
-	return out
-}
-
-func seqsOf(ms []wire.QueueMessage) []uint64 {
-	out := make([]uint64, len(ms))
-	for i, m := range ms {
-		out[i] = m.Seq
 	}
 	return out
 }
