@@ -51,6 +51,44 @@ func redisClient(addr string) *redis.Client {
 	})
 }
 
+// floOps is the Prepare of a case that gives each connection its own
+// flo.Client on a flo server of the given durability; newOp builds
+// connection i's operation.
+func floOps(durability string, newOp func(e *Env, i int, c *flo.Client) Op) func(ctx context.Context, e *Env) (Driver, error) {
+	return func(ctx context.Context, e *Env) (Driver, error) {
+		addr, err := e.Flo(ctx, durability)
+		if err != nil {
+			return nil, err
+		}
+		return DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
+			c, err := dialFlo(ctx, addr)
+			if err != nil {
+				return nil, nil, err
+			}
+			return newOp(e, i, c), func() { c.Close() }, nil
+		}), nil
+	}
+}
+
+// redisOps is floOps for Redis with the given appendfsync policy: one
+// single-connection client per connection.
+func redisOps(fsync string, newOp func(e *Env, i int, rc *redis.Client) Op) func(ctx context.Context, e *Env) (Driver, error) {
+	return func(ctx context.Context, e *Env) (Driver, error) {
+		addr, err := e.Redis(ctx, fsync)
+		if err != nil {
+			return nil, err
+		}
+		return DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
+			rc := redisClient(addr)
+			if err := rc.Ping(ctx).Err(); err != nil {
+				rc.Close()
+				return nil, nil, err
+			}
+			return newOp(e, i, rc), func() { rc.Close() }, nil
+		}), nil
+	}
+}
+
 // natsConn opens one NATS connection and its JetStream context.
 func natsConn(url string) (*nats.Conn, jetstream.JetStream, error) {
 	nc, err := nats.Connect(url, nats.Timeout(5*time.Second))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 
 	flo "github.com/floruntime/flo/clients/go"
 )
@@ -37,45 +38,22 @@ func kvPutCases(e *Env) []Case {
 }
 
 func floPutDriver(durability string) func(ctx context.Context, e *Env) (Driver, error) {
-	return func(ctx context.Context, e *Env) (Driver, error) {
-		addr, err := e.Flo(ctx, durability)
-		if err != nil {
-			return nil, err
+	return floOps(durability, func(e *Env, i int, c *flo.Client) Op {
+		key, val := keyPicker(i, e.Cfg.Keys), payload(e.Cfg.Size)
+		return func(ctx context.Context) (Done, error) {
+			_, err := c.KV.Put(ctx, key(), val, nil)
+			return Done{}, err
 		}
-		val := payload(e.Cfg.Size)
-		return DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
-			c, err := dialFlo(ctx, addr)
-			if err != nil {
-				return nil, nil, err
-			}
-			key := keyPicker(i, e.Cfg.Keys)
-			return func(ctx context.Context) (Done, error) {
-				_, err := c.KV.Put(ctx, key(), val, nil)
-				return Done{}, err
-			}, func() { c.Close() }, nil
-		}), nil
-	}
+	})
 }
 
 func redisSetDriver(fsync string) func(ctx context.Context, e *Env) (Driver, error) {
-	return func(ctx context.Context, e *Env) (Driver, error) {
-		addr, err := e.Redis(ctx, fsync)
-		if err != nil {
-			return nil, err
+	return redisOps(fsync, func(e *Env, i int, rc *redis.Client) Op {
+		key, val := keyPicker(i, e.Cfg.Keys), payload(e.Cfg.Size)
+		return func(ctx context.Context) (Done, error) {
+			return Done{}, rc.Set(ctx, key(), val, 0).Err()
 		}
-		val := payload(e.Cfg.Size)
-		return DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
-			rc := redisClient(addr)
-			if err := rc.Ping(ctx).Err(); err != nil {
-				rc.Close()
-				return nil, nil, err
-			}
-			key := keyPicker(i, e.Cfg.Keys)
-			return func(ctx context.Context) (Done, error) {
-				return Done{}, rc.Set(ctx, key(), val, 0).Err()
-			}, func() { rc.Close() }, nil
-		}), nil
-	}
+	})
 }
 
 // natsKV starts a NATS server and creates the KV bucket (file storage, one

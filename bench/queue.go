@@ -42,43 +42,22 @@ func queueEnqueueCases(e *Env) []Case {
 }
 
 func floEnqueueDriver(durability string) func(ctx context.Context, e *Env) (Driver, error) {
-	return func(ctx context.Context, e *Env) (Driver, error) {
-		addr, err := e.Flo(ctx, durability)
-		if err != nil {
-			return nil, err
-		}
+	return floOps(durability, func(e *Env, _ int, c *flo.Client) Op {
 		val := payload(e.Cfg.Size)
-		return DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
-			c, err := dialFlo(ctx, addr)
-			if err != nil {
-				return nil, nil, err
-			}
-			return func(ctx context.Context) (Done, error) {
-				_, err := c.Queue.Enqueue(ctx, benchQueue, val, nil)
-				return Done{}, err
-			}, func() { c.Close() }, nil
-		}), nil
-	}
+		return func(ctx context.Context) (Done, error) {
+			_, err := c.Queue.Enqueue(ctx, benchQueue, val, nil)
+			return Done{}, err
+		}
+	})
 }
 
 func redisLPushDriver(fsync string) func(ctx context.Context, e *Env) (Driver, error) {
-	return func(ctx context.Context, e *Env) (Driver, error) {
-		addr, err := e.Redis(ctx, fsync)
-		if err != nil {
-			return nil, err
-		}
+	return redisOps(fsync, func(e *Env, _ int, rc *redis.Client) Op {
 		val := payload(e.Cfg.Size)
-		return DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
-			rc := redisClient(addr)
-			if err := rc.Ping(ctx).Err(); err != nil {
-				rc.Close()
-				return nil, nil, err
-			}
-			return func(ctx context.Context) (Done, error) {
-				return Done{}, rc.LPush(ctx, benchQueue, val).Err()
-			}, func() { rc.Close() }, nil
-		}), nil
-	}
+		return func(ctx context.Context) (Done, error) {
+			return Done{}, rc.LPush(ctx, benchQueue, val).Err()
+		}
+	})
 }
 
 func queueCycleCases(e *Env) []Case {
