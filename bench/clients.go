@@ -38,6 +38,21 @@ func (e *Env) floClient(ctx context.Context, addr string) (*flo.Client, error) {
 	return c, nil
 }
 
+// floFill runs put for i in [0, n) against addr through a few pipelined
+// clients (closed when the case ends): how scenarios prefill flo.
+func (e *Env) floFill(ctx context.Context, addr string, n int, put func(ctx context.Context, c *flo.Client, i int) error) error {
+	const clients, workers = 4, 512
+	cs := make([]*flo.Client, clients)
+	for i := range cs {
+		c, err := e.floClient(ctx, addr)
+		if err != nil {
+			return err
+		}
+		cs[i] = c
+	}
+	return fill(ctx, workers, n, func(ctx context.Context, w, i int) error { return put(ctx, cs[w%clients], i) })
+}
+
 // redisClient opens a go-redis client with exactly one connection, so that
 // 50 clients are 50 connections as on the flo side.
 func redisClient(addr string) *redis.Client {

@@ -120,22 +120,12 @@ func kvGetCases(e *Env) []Case {
 	return cases
 }
 
-// floPrefill writes every key of the key space through a few pipelined
-// clients.
+// floPrefill writes every key of the key space.
 func floPrefill(ctx context.Context, e *Env, addr string) error {
-	const clients, workers = 4, 256
-	cs := make([]*flo.Client, clients)
-	for i := range cs {
-		c, err := e.floClient(ctx, addr)
-		if err != nil {
-			return err
-		}
-		cs[i] = c
-	}
 	val := payload(e.Cfg.Size)
 	ks := keySpace(e.Cfg.Keys)
-	return fill(ctx, workers, len(ks), func(ctx context.Context, w, i int) error {
-		_, err := cs[w%clients].KV.Put(ctx, ks[i], val, nil)
+	return e.floFill(ctx, addr, len(ks), func(ctx context.Context, c *flo.Client, i int) error {
+		_, err := c.KV.Put(ctx, ks[i], val, nil)
 		return err
 	})
 }

@@ -83,16 +83,9 @@ func floCycleDriver(durability string) func(ctx context.Context, e *Env) (Driver
 		if err != nil {
 			return nil, err
 		}
-		const clients, workers = 4, 512
-		cs := make([]*flo.Client, clients)
-		for i := range cs {
-			if cs[i], err = e.floClient(ctx, addr); err != nil {
-				return nil, err
-			}
-		}
 		val := payload(e.Cfg.Size)
-		if err := fill(ctx, workers, e.Cfg.Messages, func(ctx context.Context, w, i int) error {
-			_, err := cs[w%clients].Queue.Enqueue(ctx, benchQueue, val, nil)
+		if err := e.floFill(ctx, addr, e.Cfg.Messages, func(ctx context.Context, c *flo.Client, _ int) error {
+			_, err := c.Queue.Enqueue(ctx, benchQueue, val, nil)
 			return err
 		}); err != nil {
 			return nil, err

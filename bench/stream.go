@@ -116,16 +116,9 @@ func floReadDriver(durability string) func(ctx context.Context, e *Env) (Driver,
 			return nil, err
 		}
 		// Prefill through a few pipelined clients.
-		const clients, workers = 4, 512
-		cs := make([]*flo.Client, clients)
-		for i := range cs {
-			if cs[i], err = e.floClient(ctx, addr); err != nil {
-				return nil, err
-			}
-		}
 		val := payload(e.Cfg.Size)
-		if err := fill(ctx, workers, e.Cfg.Records, func(ctx context.Context, w, i int) error {
-			_, err := cs[w%clients].Stream.Append(ctx, benchStream, val, nil)
+		if err := e.floFill(ctx, addr, e.Cfg.Records, func(ctx context.Context, c *flo.Client, _ int) error {
+			_, err := c.Stream.Append(ctx, benchStream, val, nil)
 			return err
 		}); err != nil {
 			return nil, err
