@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -133,6 +134,11 @@ func (l *Local) applyLoop() {
 		}
 		props := []proposal{first}
 		size := len(first.cmd.Value) + len(first.cmd.Key)
+		if len(l.submit) == 0 {
+			// Let readers that are already running submit too, so the
+			// group (and its one commit) serves more commands.
+			runtime.Gosched()
+		}
 	drain:
 		for len(props) < l.opts.MaxGroupCommands && size < l.opts.MaxGroupBytes {
 			select {
