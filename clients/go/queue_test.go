@@ -14,6 +14,7 @@ import (
 
 	flo "github.com/floruntime/flo/clients/go"
 	"github.com/floruntime/flo/flotest"
+	"github.com/floruntime/flo/internal/config"
 )
 
 func queueSetup(t *testing.T) (*flotest.Server, *flo.Client, context.Context) {
@@ -741,5 +742,30 @@ func TestQueue_ConsumeStopsWhenClientCloses(t *testing.T) {
 	}
 	if err := cl.Queue.Consume(ctx, "jobs", nil, nil); !errors.Is(err, flo.ErrBadRequest) {
 		t.Fatalf("nil handler: %v", err)
+	}
+}
+
+func TestQueue_MaxDeliveriesComesFromServerConfig(t *testing.T) {
+	t.Parallel()
+	srv := flotest.Start(t, flotest.Options{Config: func(c *config.Config) { c.QueueMaxDeliveries = 2 }})
+	c := srv.Client(t, flo.Options{})
+	ctx := context.Background()
+	seq := enqueueAll(t, c, "jobs", "flaky")[0]
+	for delivery := 1; delivery <= 2; delivery++ {
+		ms := mustDequeue(t, c, "jobs", 1, nil)
+		if len(ms) != 1 || ms[0].Seq != seq {
+			t.Fatalf("delivery %d: %+v", delivery, ms)
+		}
+		if err := c.Queue.Nack(ctx, "jobs", []uint64{seq}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The second nack reached the configured limit of 2: DLQ, not ready.
+	if ms := mustDequeue(t, c, "jobs", 1, nil); len(ms) != 0 {
+		t.Fatalf("redelivered past the limit: %+v", ms)
+	}
+	dlq, err := c.Queue.DLQList(ctx, "jobs", nil)
+	if err != nil || len(dlq) != 1 || dlq[0].Seq != seq {
+		t.Fatalf("dlq = %+v, %v", dlq, err)
 	}
 }

@@ -42,6 +42,31 @@ type Config struct {
 	// ShutdownTimeout bounds how long a graceful stop waits for in-flight
 	// requests (default 10s).
 	ShutdownTimeout time.Duration
+
+	// Primitive limits. They change what Apply decides, so every node of a
+	// cluster must use the same values.
+
+	// QueueMaxDeliveries moves a message to the DLQ after this many
+	// deliveries (default 5); QueueDLQMax caps each DLQ, evicting the
+	// oldest (default 10000); QueueDedupHold is the least time a dedup key
+	// is held (default 5m).
+	QueueMaxDeliveries int
+	QueueDLQMax        int
+	QueueDedupHold     time.Duration
+	// StreamMaxStreams bounds streams server-wide (default 1000000),
+	// StreamMaxGroups consumer groups per stream (default 1000),
+	// StreamMaxPending a group's pending entries (default 100000) and
+	// StreamMaxDeadLetters a group's dead-letter list (default 10000).
+	StreamMaxStreams     int
+	StreamMaxGroups      int
+	StreamMaxPending     int
+	StreamMaxDeadLetters int
+	// ActionMaxActions, ActionMaxWorkers and ActionMaxLiveRuns bound
+	// registered actions, workers and unfinished runs server-wide
+	// (defaults 100000, 100000, 2000000).
+	ActionMaxActions  int
+	ActionMaxWorkers  int
+	ActionMaxLiveRuns int
 }
 
 // Default returns a valid configuration with every default filled in.
@@ -59,6 +84,17 @@ func Default() Config {
 		MaxInflightPerConn: 1024,
 		MaxWaiters:         100_000,
 		ShutdownTimeout:    10 * time.Second,
+
+		QueueMaxDeliveries:   5,
+		QueueDLQMax:          10_000,
+		QueueDedupHold:       5 * time.Minute,
+		StreamMaxStreams:     1_000_000,
+		StreamMaxGroups:      1_000,
+		StreamMaxPending:     100_000,
+		StreamMaxDeadLetters: 10_000,
+		ActionMaxActions:     100_000,
+		ActionMaxWorkers:     100_000,
+		ActionMaxLiveRuns:    2_000_000,
 	}
 }
 
@@ -103,6 +139,23 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout: must be positive")
+	}
+	for _, l := range []struct {
+		name string
+		v    int
+	}{
+		{"queue-max-deliveries", c.QueueMaxDeliveries}, {"queue-dlq-max", c.QueueDLQMax},
+		{"stream-max-streams", c.StreamMaxStreams}, {"stream-max-groups", c.StreamMaxGroups},
+		{"stream-max-pending", c.StreamMaxPending}, {"stream-max-dead-letters", c.StreamMaxDeadLetters},
+		{"action-max-actions", c.ActionMaxActions}, {"action-max-workers", c.ActionMaxWorkers},
+		{"action-max-live-runs", c.ActionMaxLiveRuns},
+	} {
+		if l.v < 1 {
+			bad("%s: must be at least 1", l.name)
+		}
+	}
+	if c.QueueDedupHold <= 0 {
+		bad("queue-dedup-hold: must be positive")
 	}
 	return errors.Join(errs...)
 }

@@ -15,13 +15,25 @@ import (
 	"github.com/floruntime/flo/internal/stream"
 )
 
-// machines lists every primitive, in a fixed order (the order pulses run in).
-func machines(db *storage.DB) []fsm.Machine {
+// machines lists every primitive, in a fixed order (the order pulses run
+// in), with the limits cfg sets.
+func machines(db *storage.DB, cfg config.Config) []fsm.Machine {
+	ql := queue.DefaultLimits()
+	ql.MaxDeliveries, ql.DLQMax, ql.DedupHold = cfg.QueueMaxDeliveries, cfg.QueueDLQMax, cfg.QueueDedupHold
 	return []fsm.Machine{
 		kv.New(db),
-		queue.New(db),
-		stream.New(db),
-		action.New(db),
+		queue.NewWithLimits(db, ql),
+		stream.NewWithLimits(db, stream.Limits{
+			MaxStreams:         cfg.StreamMaxStreams,
+			MaxGroupsPerStream: cfg.StreamMaxGroups,
+			MaxPendingPerGroup: cfg.StreamMaxPending,
+			MaxDeadLetters:     cfg.StreamMaxDeadLetters,
+		}),
+		action.NewWithLimits(db, action.Limits{
+			MaxActions:  cfg.ActionMaxActions,
+			MaxWorkers:  cfg.ActionMaxWorkers,
+			MaxLiveRuns: cfg.ActionMaxLiveRuns,
+		}),
 	}
 }
 
@@ -51,7 +63,7 @@ func Open(cfg config.Config, log *slog.Logger, fatal func(error)) (*Stack, error
 	if err != nil {
 		return nil, err
 	}
-	f, err := fsm.New(machines(db)...)
+	f, err := fsm.New(machines(db, cfg)...)
 	if err != nil {
 		db.Close()
 		return nil, err
