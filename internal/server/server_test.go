@@ -228,15 +228,25 @@ func TestServer_PipelinedRepliesComeBackInOrder(t *testing.T) {
 func TestServer_ParkedCallOfAClosedConnectionTakesNothing(t *testing.T) {
 	t.Parallel()
 	srv := flotest.Start(t, flotest.Options{Config: func(c *config.Config) { c.MaxWaiters = 1 }})
-	rc := dialRaw(t, srv.Addr)
-	rc.request(1, wire.OpKVGet, wire.Request{Key: []byte("w"), Options: wire.AppendU32(nil, wire.TagBlockMs, 0)})
 	c := srv.Client(t, flo.Options{})
 	ctx := context.Background()
-	// The one waiter slot is taken: another blocking call is OVERLOADED.
-	waitUntil(t, func() bool {
-		_, err := c.KV.Get(ctx, "w2", &flo.GetOptions{Block: time.Second})
-		return errors.Is(err, flo.ErrOverloaded)
-	})
+	// Park a raw connection's call in the one waiter slot. A probe that
+	// gets OVERLOADED proves it holds the slot; if the probe won the race
+	// for the slot instead, the raw call was refused: try again.
+	var rc *rawConn
+	for attempt := 0; ; attempt++ {
+		if attempt == 50 {
+			t.Fatal("the raw connection's call never held the waiter slot")
+		}
+		rc = dialRaw(t, srv.Addr)
+		rc.request(1, wire.OpKVGet, wire.Request{Key: []byte("w"), Options: wire.AppendU32(nil, wire.TagBlockMs, 0)})
+		time.Sleep(20 * time.Millisecond) // usually enough to park; verified below
+		_, err := c.KV.Get(ctx, "w2", &flo.GetOptions{Block: 100 * time.Millisecond})
+		if errors.Is(err, flo.ErrOverloaded) {
+			break
+		}
+		rc.nc.Close()
+	}
 	rc.nc.Close()
 	// Once the parked call's connection is gone its slot is free again.
 	waitUntil(t, func() bool {
