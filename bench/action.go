@@ -137,26 +137,28 @@ func registerBenchAction(ctx context.Context, e *Env, addr string) error {
 	return c.Action.Register(ctx, benchAction, &flo.ActionRegisterOptions{Timeout: 30 * time.Second})
 }
 
+// actionServer starts a flo server with the bench action registered and
+// the bench workers running (see startWorkers) and returns its address.
+func actionServer(ctx context.Context, e *Env, durability string, workers, concurrency int, onStart, onDone func(*flo.Task)) (string, error) {
+	addr, err := e.Flo(ctx, durability)
+	if err != nil {
+		return "", err
+	}
+	if err := registerBenchAction(ctx, e, addr); err != nil {
+		return "", err
+	}
+	return addr, startWorkers(context.Background(), e, addr, workers, concurrency, onStart, onDone)
+}
+
 func actionE2EDriver(durability string) func(ctx context.Context, e *Env) (Driver, error) {
 	return func(ctx context.Context, e *Env) (Driver, error) {
-		addr, err := e.Flo(ctx, durability)
+		var comp completions
+		addr, err := actionServer(ctx, e, durability, e.Cfg.Workers, e.Cfg.WorkerConcurrency, nil, func(t *flo.Task) { comp.done(t.ID) })
 		if err != nil {
 			return nil, err
 		}
-		if err := registerBenchAction(ctx, e, addr); err != nil {
-			return nil, err
-		}
-		var comp completions
-		if err := startWorkers(context.Background(), e, addr, e.Cfg.Workers, e.Cfg.WorkerConcurrency, nil,
-			func(t *flo.Task) { comp.done(t.ID) }); err != nil {
-			return nil, err
-		}
 		input := payload(e.Cfg.Size)
-		return DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
-			c, err := dialFlo(ctx, addr)
-			if err != nil {
-				return nil, nil, err
-			}
+		return floConns(addr, func(_ int, c *flo.Client) Op {
 			return func(ctx context.Context) (Done, error) {
 				id, err := c.Action.Invoke(ctx, benchAction, input, nil)
 				if err != nil {
@@ -173,7 +175,7 @@ func actionE2EDriver(durability string) func(ctx context.Context, e *Env) (Drive
 					return Done{}, fmt.Errorf("run %s is %s after its worker completed it", id, st.State)
 				}
 				return Done{}, nil
-			}, func() { c.Close() }, nil
+			}
 		}), nil
 	}
 }
@@ -197,16 +199,9 @@ func actionThroughputCases(e *Env) []Case {
 // invoke-to-complete time.
 func actionThroughputDriver(durability string) func(ctx context.Context, e *Env) (Driver, error) {
 	return func(ctx context.Context, e *Env) (Driver, error) {
-		addr, err := e.Flo(ctx, durability)
-		if err != nil {
-			return nil, err
-		}
-		if err := registerBenchAction(ctx, e, addr); err != nil {
-			return nil, err
-		}
 		var comp completions
-		if err := startWorkers(context.Background(), e, addr, e.Cfg.Workers, e.Cfg.WorkerConcurrency, nil,
-			func(t *flo.Task) { comp.done(t.ID) }); err != nil {
+		addr, err := actionServer(ctx, e, durability, e.Cfg.Workers, e.Cfg.WorkerConcurrency, nil, func(t *flo.Task) { comp.done(t.ID) })
+		if err != nil {
 			return nil, err
 		}
 		input := payload(e.Cfg.Size)
@@ -214,11 +209,7 @@ func actionThroughputDriver(durability string) func(ctx context.Context, e *Env)
 			id string
 			t0 time.Time
 		}
-		return DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
-			c, err := dialFlo(ctx, addr)
-			if err != nil {
-				return nil, nil, err
-			}
+		return floConns(addr, func(_ int, c *flo.Client) Op {
 			var window []run
 			return func(ctx context.Context) (Done, error) {
 				var d Done
@@ -238,7 +229,7 @@ func actionThroughputDriver(durability string) func(ctx context.Context, e *Env)
 				}
 				window = append(window, run{id, t0})
 				return d, nil
-			}, func() { c.Close() }, nil
+			}
 		}), nil
 	}
 }
@@ -257,26 +248,16 @@ func actionLatencyCases(e *Env) []Case {
 
 func actionLatencyDriver(durability string) func(ctx context.Context, e *Env) (Driver, error) {
 	return func(ctx context.Context, e *Env) (Driver, error) {
-		addr, err := e.Flo(ctx, durability)
+		started := make(chan time.Time, 1)
+		completed := make(chan struct{}, 1)
+		addr, err := actionServer(ctx, e, durability, 1, 1,
+			func(*flo.Task) { started <- time.Now() },
+			func(*flo.Task) { completed <- struct{}{} })
 		if err != nil {
 			return nil, err
 		}
-		if err := registerBenchAction(ctx, e, addr); err != nil {
-			return nil, err
-		}
-		started := make(chan time.Time, 1)
-		completed := make(chan struct{}, 1)
-		if err := startWorkers(context.Background(), e, addr, 1, 1,
-			func(*flo.Task) { started <- time.Now() },
-			func(*flo.Task) { completed <- struct{}{} }); err != nil {
-			return nil, err
-		}
 		input := payload(e.Cfg.Size)
-		return DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
-			c, err := dialFlo(ctx, addr)
-			if err != nil {
-				return nil, nil, err
-			}
+		return floConns(addr, func(_ int, c *flo.Client) Op {
 			return func(ctx context.Context) (Done, error) {
 				// Give the worker time to park its await again, so every
 				// invoke finds it idle.
@@ -297,7 +278,7 @@ func actionLatencyDriver(durability string) func(ctx context.Context, e *Env) (D
 					return Done{}, ctx.Err()
 				}
 				return Done{Latency: max(t1.Sub(t0), 1)}, nil
-			}, func() { c.Close() }, nil
+			}
 		}), nil
 	}
 }

@@ -75,14 +75,20 @@ func floOps(durability string, newOp func(e *Env, i int, c *flo.Client) Op) func
 		if err != nil {
 			return nil, err
 		}
-		return DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
-			c, err := dialFlo(ctx, addr)
-			if err != nil {
-				return nil, nil, err
-			}
-			return newOp(e, i, c), func() { c.Close() }, nil
-		}), nil
+		return floConns(addr, func(i int, c *flo.Client) Op { return newOp(e, i, c) }), nil
 	}
+}
+
+// floConns is the Driver that gives each connection its own flo.Client on
+// addr, running the operation newOp builds for it.
+func floConns(addr string, newOp func(i int, c *flo.Client) Op) Driver {
+	return DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
+		c, err := dialFlo(ctx, addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		return newOp(i, c), func() { c.Close() }, nil
+	})
 }
 
 // redisOps is floOps for Redis with the given appendfsync policy: one

@@ -139,13 +139,7 @@ func floGetDriver(durability string) func(ctx context.Context, e *Env) (Driver, 
 		if err := floPrefill(ctx, e, addr); err != nil {
 			return nil, err
 		}
-		return DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
-			c, err := dialFlo(ctx, addr)
-			if err != nil {
-				return nil, nil, err
-			}
-			return floGetOp(c, keyPicker(i, e.Cfg.Keys)), func() { c.Close() }, nil
-		}), nil
+		return floConns(addr, func(i int, c *flo.Client) Op { return floGetOp(c, keyPicker(i, e.Cfg.Keys)) }), nil
 	}
 }
 

@@ -90,11 +90,7 @@ func floCycleDriver(durability string) func(ctx context.Context, e *Env) (Driver
 		}); err != nil {
 			return nil, err
 		}
-		return DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
-			c, err := dialFlo(ctx, addr)
-			if err != nil {
-				return nil, nil, err
-			}
+		return floConns(addr, func(_ int, c *flo.Client) Op {
 			seqs := make([]uint64, 1)
 			return func(ctx context.Context) (Done, error) {
 				ms, err := c.Queue.Dequeue(ctx, benchQueue, 1, nil)
@@ -106,7 +102,7 @@ func floCycleDriver(durability string) func(ctx context.Context, e *Env) (Driver
 				}
 				seqs[0] = ms[0].Seq
 				return Done{}, c.Queue.Ack(ctx, benchQueue, seqs, nil)
-			}, func() { c.Close() }, nil
+			}
 		}), nil
 	}
 }

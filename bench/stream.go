@@ -123,11 +123,7 @@ func floReadDriver(durability string) func(ctx context.Context, e *Env) (Driver,
 		}); err != nil {
 			return nil, err
 		}
-		return DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
-			c, err := dialFlo(ctx, addr)
-			if err != nil {
-				return nil, nil, err
-			}
+		return floConns(addr, func(_ int, c *flo.Client) Op {
 			var next uint64
 			return func(ctx context.Context) (Done, error) {
 				rs, err := c.Stream.Read(ctx, benchStream, &flo.StreamReadOptions{Offset: next, Count: e.Cfg.Batch})
@@ -139,7 +135,7 @@ func floReadDriver(durability string) func(ctx context.Context, e *Env) (Driver,
 				}
 				next = rs[len(rs)-1].Offset + 1
 				return Done{N: len(rs)}, nil
-			}, func() { c.Close() }, nil
+			}
 		}), nil
 	}
 }
