@@ -167,8 +167,27 @@ type Process struct {
 	Addr    string
 	DataDir string
 	cmd     *exec.Cmd
-	stderr  *bytes.Buffer
+	stderr  *lockedBuffer
 	done    chan struct{}
+}
+
+// lockedBuffer collects the child's stderr; exec copies into it from its
+// own goroutine while a test may read it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // StartProcess runs `flo server start` on dataDir (a new temp dir if empty)
@@ -181,12 +200,12 @@ func StartProcess(t testing.TB, dataDir string, extra ...string) *Process {
 	ready := filepath.Join(t.TempDir(), "ready")
 	args := append([]string{"server", "start", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--ready-file", ready, "--log-level", "warn"}, extra...)
 	cmd := exec.Command(Binary(t), args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("flotest: start: %v", err)
 	}
-	p := &Process{DataDir: dataDir, cmd: cmd, stderr: &stderr, done: make(chan struct{})}
+	p := &Process{DataDir: dataDir, cmd: cmd, stderr: stderr, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(p.done) }()
 	t.Cleanup(p.Kill)
 	deadline := time.Now().Add(30 * time.Second)

@@ -2,7 +2,6 @@ package journal
 
 import (
 	"errors"
-	"log/slog"
 	"runtime"
 	"sync"
 	"time"
@@ -33,7 +32,6 @@ type LocalOptions struct {
 	// MaxGroupCommands and MaxGroupBytes bound one group commit.
 	MaxGroupCommands int
 	MaxGroupBytes    int
-	Logger           *slog.Logger
 }
 
 // Local is the single-node journal. Each group of commands is applied into

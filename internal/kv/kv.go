@@ -92,25 +92,11 @@ func (m *Machine) Apply(cmd *command.Command, b storage.Batch) command.Result {
 	case cmd.Op == command.OpPulse:
 		return m.sweep(cmd, b)
 	case wire.Op(cmd.Op) == wire.OpKVPut:
-		r := put(cmd, b)
-		if exp := expiryOf(cmd); r.Err == nil && exp != 0 {
-			if cur := m.nextExpiryMs.Load(); cur == 0 || exp < cur {
-				m.nextExpiryMs.Store(exp)
-			}
-		}
-		return r
+		return m.put(cmd, b)
 	case wire.Op(cmd.Op) == wire.OpKVDelete:
 		return del(cmd, b)
 	}
 	return command.Result{}
-}
-
-// expiryOf returns the expires_ms a successful put of cmd sets, or 0.
-func expiryOf(cmd *command.Command) int64 {
-	if ttl, _ := cmd.Options.Uint(wire.TagTTLSeconds); ttl > 0 {
-		return cmd.TimeMs() + int64(ttl)*1000
-	}
-	return 0
 }
 
 func expiryKey(expiresMs int64, ns string, key []byte) []byte {
@@ -278,7 +264,7 @@ func internal(err error) command.Result {
 	return command.Fail(wire.Errorf(wire.StatusInternal, "kv: %v", err))
 }
 
-func put(cmd *command.Command, b storage.Batch) command.Result {
+func (m *Machine) put(cmd *command.Command, b storage.Batch) command.Result {
 	if err := validateKey(cmd.Key); err != nil {
 		return command.Fail(err)
 	}
@@ -326,6 +312,9 @@ func put(cmd *command.Command, b storage.Batch) command.Result {
 	}
 	if rec.expiresMs != 0 {
 		b.Set(expiryKey(rec.expiresMs, cmd.Namespace, cmd.Key), nil)
+		if next := m.nextExpiryMs.Load(); next == 0 || rec.expiresMs < next {
+			m.nextExpiryMs.Store(rec.expiresMs)
+		}
 	}
 	b.Set(currentKey(cmd.Namespace, cmd.Key), rec.encode())
 	hp := historyPrefix(cmd.Namespace, cmd.Key)

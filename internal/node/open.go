@@ -75,7 +75,6 @@ func Open(cfg config.Config, log *slog.Logger, fatal func(error)) (*Stack, error
 	j := journal.NewLocal(db, f, journal.LocalOptions{
 		Durability:    journal.Durability(cfg.Durability),
 		FlushInterval: cfg.FlushInterval,
-		Logger:        log,
 	}, fatal)
 	n := New(f, j, Options{MaxWaiters: cfg.MaxWaiters})
 	return &Stack{Node: n, db: db, journal: j}, nil
