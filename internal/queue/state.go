@@ -2,6 +2,7 @@ package queue
 
 import (
 	"cmp"
+	"container/heap"
 	"slices"
 )
 
@@ -192,32 +193,34 @@ func (h *mheap) less(a, b *message) bool {
 	return a.pos < b.pos
 }
 
-func (h *mheap) Len() int { return len(h.s) }
-
-func (h *mheap) push(m *message) {
+// heap.Interface, through which push, remove, fix and init keep idx.
+func (h *mheap) Len() int           { return len(h.s) }
+func (h *mheap) Less(i, j int) bool { return h.less(h.s[i], h.s[j]) }
+func (h *mheap) Swap(i, j int) {
+	h.s[i], h.s[j] = h.s[j], h.s[i]
+	h.s[i].idx = i
+	h.s[j].idx = j
+}
+func (h *mheap) Push(x any) {
+	m := x.(*message)
 	m.idx = len(h.s)
 	h.s = append(h.s, m)
-	h.up(m.idx)
+}
+func (h *mheap) Pop() any {
+	n := len(h.s) - 1
+	m := h.s[n]
+	h.s[n] = nil
+	h.s = h.s[:n]
+	return m
 }
 
-func (h *mheap) pop() *message {
-	return h.remove(0)
-}
+func (h *mheap) push(m *message) { heap.Push(h, m) }
+
+func (h *mheap) pop() *message { return h.remove(0) }
 
 // remove takes the message at index i out of the heap.
 func (h *mheap) remove(i int) *message {
-	n := len(h.s) - 1
-	m := h.s[i]
-	if i != n {
-		h.swap(i, n)
-	}
-	h.s[n] = nil
-	h.s = h.s[:n]
-	if i != n {
-		if !h.down(i) {
-			h.up(i)
-		}
-	}
+	m := heap.Remove(h, i).(*message)
 	m.idx = -1
 	if len(h.s) == 0 && cap(h.s) > 1024 {
 		h.s = nil // give back the memory of a drained backlog
@@ -226,56 +229,14 @@ func (h *mheap) remove(i int) *message {
 }
 
 // fix restores the order after the key of the message at index i changed.
-func (h *mheap) fix(i int) {
-	if !h.down(i) {
-		h.up(i)
-	}
-}
-
-func (h *mheap) swap(i, j int) {
-	h.s[i], h.s[j] = h.s[j], h.s[i]
-	h.s[i].idx = i
-	h.s[j].idx = j
-}
-
-func (h *mheap) up(j int) {
-	for j > 0 {
-		i := (j - 1) / 2
-		if !h.less(h.s[j], h.s[i]) {
-			break
-		}
-		h.swap(i, j)
-		j = i
-	}
-}
-
-func (h *mheap) down(i0 int) bool {
-	i, n := i0, len(h.s)
-	for {
-		j := 2*i + 1
-		if j >= n {
-			break
-		}
-		if r := j + 1; r < n && h.less(h.s[r], h.s[j]) {
-			j = r
-		}
-		if !h.less(h.s[j], h.s[i]) {
-			break
-		}
-		h.swap(i, j)
-		i = j
-	}
-	return i > i0
-}
+func (h *mheap) fix(i int) { heap.Fix(h, i) }
 
 // init establishes heap order over s in O(n) (used by Load).
 func (h *mheap) init() {
 	for i, m := range h.s {
 		m.idx = i
 	}
-	for i := len(h.s)/2 - 1; i >= 0; i-- {
-		h.down(i)
-	}
+	heap.Init(h)
 }
 
 // top returns up to k messages in heap order without changing the heap, in
@@ -361,68 +322,32 @@ func qless(a, b *queue) bool {
 	return a.name < b.name
 }
 
-func (h *qheap) swap(i, j int) {
-	s := *h
-	s[i], s[j] = s[j], s[i]
-	s[i].sidx = i
-	s[j].sidx = j
+// heap.Interface, through which push, remove and fix keep sidx.
+func (h qheap) Len() int           { return len(h) }
+func (h qheap) Less(i, j int) bool { return qless(h[i], h[j]) }
+func (h qheap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].sidx = i
+	h[j].sidx = j
 }
-
-func (h *qheap) up(j int) {
-	s := *h
-	for j > 0 {
-		i := (j - 1) / 2
-		if !qless(s[j], s[i]) {
-			break
-		}
-		h.swap(i, j)
-		j = i
-	}
-}
-
-func (h *qheap) down(i0 int) bool {
-	s := *h
-	i, n := i0, len(s)
-	for {
-		j := 2*i + 1
-		if j >= n {
-			break
-		}
-		if r := j + 1; r < n && qless(s[r], s[j]) {
-			j = r
-		}
-		if !qless(s[j], s[i]) {
-			break
-		}
-		h.swap(i, j)
-		i = j
-	}
-	return i > i0
-}
-
-func (h *qheap) push(q *queue) {
+func (h *qheap) Push(x any) {
+	q := x.(*queue)
 	q.sidx = len(*h)
 	*h = append(*h, q)
-	h.up(q.sidx)
+}
+func (h *qheap) Pop() any {
+	s := *h
+	q := s[len(s)-1]
+	s[len(s)-1] = nil
+	*h = s[:len(s)-1]
+	return q
 }
 
+func (h *qheap) push(q *queue) { heap.Push(h, q) }
+
 func (h *qheap) remove(i int) {
-	s := *h
-	n := len(s) - 1
-	q := s[i]
-	if i != n {
-		h.swap(i, n)
-	}
-	s[n] = nil
-	*h = s[:n]
-	if i != n && !h.down(i) {
-		h.up(i)
-	}
+	q := heap.Remove(h, i).(*queue)
 	q.sidx = -1
 }
 
-func (h *qheap) fix(i int) {
-	if !h.down(i) {
-		h.up(i)
-	}
-}
+func (h *qheap) fix(i int) { heap.Fix(h, i) }
