@@ -55,6 +55,12 @@ type Options struct {
 // DefaultCacheBytes is the block cache size when Options.CacheBytes is 0.
 const DefaultCacheBytes = 256 << 20
 
+// BlockBytes is the target size of an sstable data block. Pebble's default
+// is 4 KiB; stream reads and scans walk many consecutive records, and each
+// block costs a cache lookup, a checksum and a decompression, so larger
+// blocks make sequential reads cheaper (CockroachDB uses 32 KiB too).
+const BlockBytes = 32 << 10
+
 // Open opens (creating if needed) the database in dir.
 func Open(dir string, o Options) (*DB, error) {
 	if o.CacheBytes <= 0 {
@@ -64,6 +70,9 @@ func Open(dir string, o Options) (*DB, error) {
 	// Open takes its own reference; ours is released once it is handed over.
 	defer cache.Unref()
 	po := &pebble.Options{FS: o.FS, Logger: quietLogger{}, Cache: cache}
+	for i := range po.Levels {
+		po.Levels[i].BlockSize = BlockBytes
+	}
 	po.EnsureDefaults()
 	// Group commit already batches our writes; a larger memtable keeps
 	// flushes rare under write-heavy load.
