@@ -27,15 +27,26 @@ type Machine interface {
 
 // FSM dispatches commands to machines.
 type FSM struct {
-	machines []Machine
-	owner    [256]Machine
-	handlers [256]command.Handler
+	machines   []Machine
+	committers []Committer
+	owner      [256]Machine
+	handlers   [256]command.Handler
+}
+
+// Committer is a Machine that keeps in-memory views of what it writes and
+// publishes them once the journal has committed a group (see
+// journal.Applier.Committed).
+type Committer interface {
+	Committed()
 }
 
 // New builds an FSM. Two machines claiming one opcode is a programming error.
 func New(machines ...Machine) (*FSM, error) {
 	f := &FSM{machines: machines}
 	for _, m := range machines {
+		if c, ok := m.(Committer); ok {
+			f.committers = append(f.committers, c)
+		}
 		for op, h := range m.Handlers() {
 			if f.owner[op] != nil {
 				return nil, fmt.Errorf("fsm: opcode 0x%02x claimed twice", uint8(op))
@@ -67,6 +78,13 @@ func (f *FSM) Apply(cmd *command.Command, b storage.Batch) command.Result {
 		return command.Fail(wire.Errorf(wire.StatusBadRequest, "unknown opcode 0x%02x", uint8(cmd.Op)))
 	}
 	return m.Apply(cmd, b)
+}
+
+// Committed implements journal.Applier.
+func (f *FSM) Committed() {
+	for _, c := range f.committers {
+		c.Committed()
+	}
 }
 
 // Load rebuilds every machine's in-memory indexes.

@@ -16,6 +16,12 @@ import (
 // same group.
 type Applier interface {
 	Apply(cmd *command.Command, b storage.Batch) command.Result
+	// Committed is called on the applying goroutine once the batch of the
+	// commands applied since the last call is committed: visible to
+	// storage reads, not yet necessarily durable. An applier that keeps
+	// in-memory views for readers publishes what the group wrote here, so
+	// readers never see a change before storage has it.
+	Committed()
 }
 
 // Journal is the ordered, durable command log.

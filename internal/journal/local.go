@@ -169,6 +169,7 @@ func (l *Local) applyGroup(props []proposal) {
 			l.fatal(err)
 			return
 		}
+		l.applier.Committed()
 		for i, p := range props {
 			p.done(results[i])
 		}
@@ -179,6 +180,7 @@ func (l *Local) applyGroup(props []proposal) {
 		l.fatal(err)
 		return
 	}
+	l.applier.Committed()
 	l.synced <- syncedGroup{wait: wait, props: props, results: results}
 }
 

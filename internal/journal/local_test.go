@@ -18,6 +18,8 @@ import (
 // previous value, so tests can see apply order.
 type setApplier struct{}
 
+func (setApplier) Committed() {}
+
 func (setApplier) Apply(cmd *command.Command, b storage.Batch) command.Result {
 	prev, _ := b.Get(cmd.Key)
 	b.Set(cmd.Key, cmd.Value)

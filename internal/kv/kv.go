@@ -47,18 +47,53 @@ const SweepBatch = 1000
 // keeps pulses rare.
 const sweepDelay = time.Second
 
-// Machine is the KV state machine. Apart from the time of the earliest
-// expiry it keeps no in-memory state: every read goes to storage, so reads
-// take no lock.
+// Machine is the KV state machine. Storage is the truth; in memory it keeps
+// the time of the earliest expiry and a cache of recently written records
+// (cache.go), which gets consult before storage.
 type Machine struct {
 	db storage.Reader
 	// nextExpiryMs is the earliest expires_ms in the expiry index (0 =
 	// none). Written by Apply and Load, read by NextDue.
 	nextExpiryMs atomic.Int64
+	cache        *recordCache
+	// written holds the current records Apply wrote since the last
+	// Committed, by current-record key; only Apply touches it.
+	written map[string]record
 }
 
 // New returns a KV machine reading committed state from db.
-func New(db storage.Reader) *Machine { return &Machine{db: db} }
+func New(db storage.Reader) *Machine { return newMachine(db, CacheBytes) }
+
+func newMachine(db storage.Reader, cacheBytes int) *Machine {
+	return &Machine{db: db, cache: newRecordCache(cacheBytes), written: make(map[string]record)}
+}
+
+// Committed implements fsm.Committer: the records the group wrote are in
+// storage now, so gets may see them through the cache.
+func (m *Machine) Committed() {
+	for ck, rec := range m.written {
+		m.cache.set(ck, rec)
+	}
+	clear(m.written)
+}
+
+// current returns the current record of ck as Apply sees it: written by
+// this group, cached, or in b; ok is false if the key was never written.
+func (m *Machine) current(b storage.Reader, ck []byte) (record, bool, error) {
+	if rec, ok := m.written[string(ck)]; ok {
+		return rec, true, nil
+	}
+	if rec, ok := m.cache.get(ck); ok {
+		return rec, true, nil
+	}
+	return loadKey(b, ck)
+}
+
+// setCurrent writes ck's current record.
+func (m *Machine) setCurrent(b storage.Batch, ck []byte, rec record) {
+	b.Set(ck, rec.encode())
+	m.written[string(ck)] = rec
+}
 
 // Handlers implements fsm.Machine.
 func (m *Machine) Handlers() map[wire.Op]command.Handler {
@@ -94,7 +129,7 @@ func (m *Machine) Apply(cmd *command.Command, b storage.Batch) command.Result {
 	case wire.Op(cmd.Op) == wire.OpKVPut:
 		return m.put(cmd, b)
 	case wire.Op(cmd.Op) == wire.OpKVDelete:
-		return del(cmd, b)
+		return m.del(cmd, b)
 	}
 	return command.Result{}
 }
@@ -146,16 +181,15 @@ func (m *Machine) sweep(cmd *command.Command, b storage.Batch) command.Result {
 		if sep < 0 {
 			continue
 		}
-		ns, key := string(nsKey[:sep]), nsKey[sep+1:]
-		cur, ok, err := load(b, ns, key)
+		ck := currentKey(string(nsKey[:sep]), nsKey[sep+1:])
+		cur, ok, err := m.current(b, ck)
 		if err != nil {
 			return internal(err)
 		}
 		// Only the entry matching the key's current expiry reclaims it; an
 		// older entry is stale (the key was rewritten).
 		if ok && !cur.deleted && cur.expiresMs == expMs {
-			tomb := record{version: cur.version, writtenMs: cur.writtenMs, expiresMs: cur.expiresMs, deleted: true}
-			b.Set(currentKey(ns, key), tomb.encode())
+			m.setCurrent(b, ck, record{version: cur.version, writtenMs: cur.writtenMs, expiresMs: cur.expiresMs, deleted: true})
 		}
 	}
 	next, err := firstExpiry(b)
@@ -239,7 +273,12 @@ func historyKey(prefix []byte, version uint64) []byte {
 
 // load reads the current record of a key; ok is false if it was never written.
 func load(r storage.Reader, ns string, key []byte) (rec record, ok bool, err error) {
-	v, err := r.Get(currentKey(ns, key))
+	return loadKey(r, currentKey(ns, key))
+}
+
+// loadKey is load by current-record key.
+func loadKey(r storage.Reader, ck []byte) (rec record, ok bool, err error) {
+	v, err := r.Get(ck)
 	if errors.Is(err, storage.ErrNotFound) {
 		return record{}, false, nil
 	}
@@ -285,7 +324,8 @@ func (m *Machine) put(cmd *command.Command, b storage.Batch) command.Result {
 		return command.Fail(wire.Errorf(wire.StatusBadRequest, "ttl_seconds %d is out of range", ttl))
 	}
 	nowMs := cmd.TimeMs()
-	cur, exists, err := load(b, cmd.Namespace, cmd.Key)
+	ck := currentKey(cmd.Namespace, cmd.Key)
+	cur, exists, err := m.current(b, ck)
 	if err != nil {
 		return internal(err)
 	}
@@ -316,7 +356,7 @@ func (m *Machine) put(cmd *command.Command, b storage.Batch) command.Result {
 			m.nextExpiryMs.Store(rec.expiresMs)
 		}
 	}
-	b.Set(currentKey(cmd.Namespace, cmd.Key), rec.encode())
+	m.setCurrent(b, ck, rec)
 	hp := historyPrefix(cmd.Namespace, cmd.Key)
 	hv := make([]byte, 0, 8+len(cmd.Value))
 	hv = binary.LittleEndian.AppendUint64(hv, uint64(nowMs))
@@ -337,11 +377,12 @@ func trimHistory(b storage.Batch, prefix []byte, version uint64) {
 	}
 }
 
-func del(cmd *command.Command, b storage.Batch) command.Result {
+func (m *Machine) del(cmd *command.Command, b storage.Batch) command.Result {
 	if err := validateKey(cmd.Key); err != nil {
 		return command.Fail(err)
 	}
-	cur, exists, err := load(b, cmd.Namespace, cmd.Key)
+	ck := currentKey(cmd.Namespace, cmd.Key)
+	cur, exists, err := m.current(b, ck)
 	if err != nil {
 		return internal(err)
 	}
@@ -352,7 +393,7 @@ func del(cmd *command.Command, b storage.Batch) command.Result {
 		b.Delete(expiryKey(cur.expiresMs, cmd.Namespace, cmd.Key))
 	}
 	tomb := record{version: cur.version + 1, writtenMs: cmd.TimeMs(), deleted: true}
-	b.Set(currentKey(cmd.Namespace, cmd.Key), tomb.encode())
+	m.setCurrent(b, ck, tomb)
 	trimHistory(b, historyPrefix(cmd.Namespace, cmd.Key), tomb.version)
 	return command.Result{}
 }
@@ -361,9 +402,13 @@ func (m *Machine) get(cmd *command.Command) command.Result {
 	if err := validateKey(cmd.Key); err != nil {
 		return command.Fail(err)
 	}
-	rec, ok, err := load(m.db, cmd.Namespace, cmd.Key)
-	if err != nil {
-		return internal(err)
+	ck := currentKey(cmd.Namespace, cmd.Key)
+	rec, ok := m.cache.get(ck)
+	if !ok {
+		var err error
+		if rec, ok, err = loadKey(m.db, ck); err != nil {
+			return internal(err)
+		}
 	}
 	if !ok || !rec.live(cmd.TimeMs()) {
 		return command.Result{Err: wire.Errorf(wire.StatusNotFound, "key not found"), Empty: true}

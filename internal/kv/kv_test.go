@@ -1,6 +1,9 @@
 package kv
 
 import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -38,6 +41,7 @@ func (s *setup) apply(t *testing.T, cmd command.Command) command.Result {
 	if err := s.db.Commit(b, false); err != nil {
 		t.Fatal(err)
 	}
+	s.m.Committed()
 	return r
 }
 
@@ -110,5 +114,117 @@ func TestMachine_LoadFindsEarliestExpiry(t *testing.T) {
 	}
 	if m2.NextDue() != at(3*time.Second+sweepDelay) {
 		t.Fatalf("NextDue after load = %v", time.Duration(m2.NextDue()-at(0)))
+	}
+}
+
+func putCmd(when time.Duration, key string, value []byte, o wire.Options) command.Command {
+	return command.Command{Op: command.Op(wire.OpKVPut), Time: at(when), Namespace: "ns", Key: []byte(key), Value: value, Options: o}
+}
+
+func getCmd(when time.Duration, key string) *command.Command {
+	return &command.Command{Op: command.Op(wire.OpKVGet), Time: at(when), Namespace: "ns", Key: []byte(key)}
+}
+
+// TestMachine_CacheMatchesStorage runs the same random writes through a
+// machine whose record cache holds almost nothing (so it evicts all the
+// time) and one whose cache holds everything: every write result and every
+// get must be identical, and every cached record must equal storage's.
+func TestMachine_CacheMatchesStorage(t *testing.T) {
+	t.Parallel()
+	tiny, big := newSetup(t), newSetup(t)
+	tiny.m = newMachine(tiny.db, cacheShards*(cacheEntryOverhead+40))
+	big.m = newMachine(big.db, CacheBytes)
+	rng := rand.New(rand.NewPCG(7, 11))
+	now := time.Duration(0)
+	for i := 0; i < 3000; i++ {
+		now += time.Duration(rng.IntN(400)) * time.Millisecond
+		key := fmt.Sprintf("k%d", rng.IntN(20))
+		cmd := putCmd(now, key, bytes.Repeat([]byte{byte(i)}, rng.IntN(30)), nil)
+		switch r := rng.IntN(10); {
+		case r < 2:
+			cmd.Op = command.Op(wire.OpKVDelete)
+		case r < 3:
+			cmd = command.Command{Op: command.OpPulse, Time: at(now)}
+		case r < 5:
+			cmd.Options = wire.AppendU64(nil, wire.TagTTLSeconds, uint64(1+rng.IntN(3)))
+		case r < 6:
+			cmd.Options = wire.AppendFlag(nil, wire.TagIfNotExists)
+		case r < 7:
+			cmd.Options = wire.AppendFlag(nil, wire.TagIfExists)
+		case r < 8:
+			cmd.Options = wire.AppendU64(nil, wire.TagCASVersion, uint64(rng.IntN(6)))
+		}
+		a, b := tiny.apply(t, cmd), big.apply(t, cmd)
+		if !bytes.Equal(a.Body, b.Body) || fmt.Sprint(a.Err) != fmt.Sprint(b.Err) {
+			t.Fatalf("op %d (%v on %s): small cache gave %x/%v, large cache gave %x/%v", i, cmd.Op, key, a.Body, a.Err, b.Body, b.Err)
+		}
+		for k := 0; k < 20; k++ {
+			g := getCmd(now, fmt.Sprintf("k%d", k))
+			ga, gb := tiny.m.get(g), big.m.get(g)
+			if !bytes.Equal(ga.Body, gb.Body) || fmt.Sprint(ga.Err) != fmt.Sprint(gb.Err) {
+				t.Fatalf("op %d: get k%d: small cache %x/%v, large cache %x/%v", i, k, ga.Body, ga.Err, gb.Body, gb.Err)
+			}
+		}
+		for _, s := range []*setup{tiny, big} {
+			for si := range s.m.cache.shards {
+				sh := &s.m.cache.shards[si]
+				if sh.bytes > s.m.cache.limit {
+					t.Fatalf("op %d: shard %d holds %d bytes, over %d", i, si, sh.bytes, s.m.cache.limit)
+				}
+				for ck, rec := range sh.recs {
+					st, ok, err := loadKey(s.db, []byte(ck))
+					if err != nil || !ok || !bytes.Equal(st.encode(), rec.encode()) {
+						t.Fatalf("op %d: cached %q = %+v, storage has %+v (ok=%v, err=%v)", i, ck, rec, st, ok, err)
+					}
+				}
+			}
+		}
+	}
+	cached := 0
+	for si := range big.m.cache.shards {
+		cached += len(big.m.cache.shards[si].recs)
+	}
+	if cached != 20 {
+		t.Fatalf("the large cache holds %d of the 20 keys", cached)
+	}
+}
+
+// TestMachine_GetSeesOnlyCommittedWrites: a get served from the cache shows
+// a write only once its group is committed, as a get from storage would.
+func TestMachine_GetSeesOnlyCommittedWrites(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	s.apply(t, putCmd(0, "a", []byte("v1"), nil))
+	b := s.db.NewBatch()
+	c2 := putCmd(time.Second, "a", []byte("v2"), nil)
+	s.m.Apply(&c2, b)
+	if r := s.m.get(getCmd(time.Second, "a")); string(r.Body) != "v1" {
+		t.Fatalf("before commit: get = %q, want v1", r.Body)
+	}
+	if err := s.db.Commit(b, false); err != nil {
+		t.Fatal(err)
+	}
+	s.m.Committed()
+	if r := s.m.get(getCmd(time.Second, "a")); string(r.Body) != "v2" {
+		t.Fatalf("after commit: get = %q, want v2", r.Body)
+	}
+}
+
+// TestMachine_CacheValueLimit: a value of CacheMaxValueBytes is cached, one
+// byte more is not, and writing it drops the key's older cached record.
+func TestMachine_CacheValueLimit(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	ck := currentKey("ns", []byte("a"))
+	s.apply(t, putCmd(0, "a", make([]byte, CacheMaxValueBytes), nil))
+	if _, ok := s.m.cache.get(ck); !ok {
+		t.Fatal("a value at the limit is not cached")
+	}
+	s.apply(t, putCmd(time.Second, "a", make([]byte, CacheMaxValueBytes+1), nil))
+	if _, ok := s.m.cache.get(ck); ok {
+		t.Fatal("a value over the limit is cached (or the older record was kept)")
+	}
+	if r := s.m.get(getCmd(time.Second, "a")); len(r.Body) != CacheMaxValueBytes+1 {
+		t.Fatalf("get of the uncached value: %d bytes, err %v", len(r.Body), r.Err)
 	}
 }
