@@ -50,6 +50,7 @@ func (m *Machine) append(cmd *command.Command, b storage.Batch) command.Result {
 	h.maxTsMs, h.cumBytes = l.maxTs, l.cum
 	m.kbuf = appendRecordKey(m.kbuf[:0], l.prefix, off)
 	m.vbuf = appendRecordValue(m.vbuf[:0], &h, key, cmd.Value)
+	m.tails.appendedRecord(l, off, m.vbuf)
 	wake := l.wake
 	m.mu.Unlock()
 	b.Set(m.kbuf, m.vbuf)
@@ -183,6 +184,7 @@ func (m *Machine) trim(cmd *command.Command, b storage.Batch) command.Result {
 	}
 	l.bytes = l.cum - cb
 	l.first = cut
+	m.tails.trimTo(&l.tail, cut)
 	mt := meta{first: l.first, last: l.last, maxTs: l.maxTs, serverTs: l.serverTs, cum: l.cum}
 	b.Set(metaKey(l.prefix), mt.encode())
 	return command.Reply(reply)

@@ -84,6 +84,9 @@ type Machine struct {
 	// deadline first.
 	deadlines deadlineHeap
 
+	// tails caches the newest records of each stream (tail.go).
+	tails tailCache
+
 	// Scratch buffers for Apply, which runs on one goroutine at a time.
 	kbuf, vbuf, mapKey []byte
 }
@@ -104,6 +107,7 @@ type log struct {
 	maxTs    int64  // largest timestamp ever appended
 	serverTs int64  // latest server-assigned timestamp
 	groups   map[string]*group
+	tail     tail // newest committed records, encoded
 }
 
 func (l *log) count() uint64 {
@@ -146,7 +150,18 @@ func New(db storage.Reader) *Machine { return NewWithLimits(db, Limits{}) }
 
 // NewWithLimits returns a stream machine with the given capacity limits.
 func NewWithLimits(db storage.Reader, lim Limits) *Machine {
-	return &Machine{db: db, lim: lim.withDefaults(), streams: make(map[string]*log)}
+	return &Machine{db: db, lim: lim.withDefaults(), streams: make(map[string]*log), tails: tailCache{budget: TailCacheBytes, maxRecord: TailRecordMax}}
+}
+
+// Committed implements fsm.Committer: the records the group appended are
+// in storage now, so reads may be served them from the tail cache.
+func (m *Machine) Committed() {
+	if len(m.tails.appended) == 0 {
+		return
+	}
+	m.mu.Lock()
+	m.tails.publish()
+	m.mu.Unlock()
 }
 
 // WaitKey is the key plain readers of a stream park under; every append

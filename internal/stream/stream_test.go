@@ -60,6 +60,7 @@ func (f *fixture) apply(op wire.Op, stream string, value []byte, opts wire.Optio
 	if err := f.db.Commit(b, false); err != nil {
 		f.t.Fatal(err)
 	}
+	f.m.Committed()
 	return r
 }
 
@@ -70,6 +71,7 @@ func (f *fixture) pulse() command.Result {
 	if err := f.db.Commit(b, false); err != nil {
 		f.t.Fatal(err)
 	}
+	f.m.Committed()
 	return r
 }
 
