@@ -39,10 +39,12 @@
 //
 // # Memory
 //
-// Records are never held in memory: reads iterate Pebble from the first
-// offset they need, so a stream larger than RAM works and an old offset costs
-// one seek. Memory holds, per stream, only counters (first, last, bytes,
-// running timestamps), and per group its cursor, settings, PEL (bounded by
+// Records live in Pebble: reads iterate it from the first offset they need,
+// so a stream larger than RAM works and an old offset costs one seek. The
+// newest committed records of every stream are also kept, encoded, in a
+// tail cache bounded server-wide by TailCacheBytes (tail.go), which serves
+// reads that start inside it. Memory also holds, per stream, counters (first,
+// last, bytes, running timestamps), and per group its cursor, settings, PEL (bounded by
 // Limits.MaxPendingPerGroup) and the offsets of its dead letters (bounded by
 // Limits.MaxDeadLetters). Load rebuilds all of it with a few seeks per stream
 // plus one pass over the PELs.
@@ -80,6 +82,6 @@
 // # Locking
 //
 // Machine.mu guards every in-memory field. Apply holds it for the whole
-// command; read handlers hold it only to copy a stream's counters and then
-// read Pebble without it.
+// command; read handlers hold it only to copy a stream's counters or cached
+// records and then read Pebble without it.
 package stream
