@@ -150,7 +150,7 @@ func New(db storage.Reader) *Machine { return NewWithLimits(db, Limits{}) }
 
 // NewWithLimits returns a stream machine with the given capacity limits.
 func NewWithLimits(db storage.Reader, lim Limits) *Machine {
-	return &Machine{db: db, lim: lim.withDefaults(), streams: make(map[string]*log), tails: tailCache{budget: TailCacheBytes, maxRecord: TailRecordMax}}
+	return &Machine{db: db, lim: lim.withDefaults(), streams: make(map[string]*log), tails: tailCache{budget: TailCacheBytes, maxRecord: TailRecordMax, segmentSize: TailSegmentBytes}}
 }
 
 // Committed implements fsm.Committer: the records the group appended are

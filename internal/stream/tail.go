@@ -2,20 +2,24 @@ package stream
 
 import (
 	"encoding/binary"
+	"sort"
 
 	"github.com/floruntime/flo/wire"
 )
 
 // Tail cache limits.
 const (
-	// TailCacheBytes bounds the encoded records the tail cache holds across
-	// all streams.
+	// TailCacheBytes bounds the memory the tail cache uses across all
+	// streams.
 	TailCacheBytes = 64 << 20
 	// TailRecordMax is the largest encoded record the cache keeps; a larger
 	// one empties its stream's tail, which restarts after it.
 	TailRecordMax = TailCacheBytes / 64
-	// tailSlotOverhead approximates a cached record's slice and queue cost.
-	tailSlotOverhead = 40
+	// TailSegmentBytes is the size a segment grows to before the next
+	// record starts a new one; eviction drops a whole segment.
+	TailSegmentBytes = 64 << 10
+	// tailSegmentOverhead approximates a segment's fixed cost.
+	tailSegmentOverhead = 96
 )
 
 // The tail cache keeps the most recently appended records of every stream,
@@ -24,41 +28,67 @@ const (
 // of iterating Pebble (a block-cache lookup, checksum and decompression
 // per block, and a key comparison per record). Records enter it in
 // Committed, after the group that appended them is committed, so the cache
-// never shows a record storage does not have; a stream's cached records are
-// always its newest committed ones, contiguous. The oldest records across
-// all streams are evicted first once TailCacheBytes is reached. All of it
-// is guarded by Machine.mu. (docs/decisions/stream-tail-cache.md)
+// never shows a record storage does not have. A stream's cached records
+// are always its newest committed ones, contiguous: they arrive in offset
+// order and leave only from the front (trim, eviction). They are packed
+// back to back in segments of up to TailSegmentBytes, and the oldest
+// segments across all streams are evicted first once TailCacheBytes is
+// reached. All of it is guarded by Machine.mu.
+// (docs/decisions/stream-tail-cache.md)
 
-// tail is one stream's cached records: offsets [first, first+len(recs)).
+// tail is one stream's cached records: offsets [first, last()].
 type tail struct {
-	first uint64
-	recs  [][]byte
-	head  int // recs[:head] are evicted
+	first uint64 // may lie inside segs[0] after a trim
+	segs  []*segment
 }
 
-func (t *tail) len() int     { return len(t.recs) - t.head }
-func (t *tail) last() uint64 { return t.first + uint64(t.len()) - 1 }
+// segment holds consecutive encoded records: record base+i is
+// data[ends[i-1]:ends[i]] (from 0 for i = 0).
+type segment struct {
+	base uint64
+	data []byte
+	ends []uint32
+}
+
+func (s *segment) last() uint64 { return s.base + uint64(len(s.ends)) - 1 }
+func (s *segment) cost() int    { return cap(s.data) + 4*cap(s.ends) + tailSegmentOverhead }
+
+// span returns the bytes of records [from, to] of s.
+func (s *segment) span(from, to uint64) []byte {
+	lo := uint32(0)
+	if from > s.base {
+		lo = s.ends[from-s.base-1]
+	}
+	return s.data[lo:s.ends[to-s.base]]
+}
+
+func (t *tail) empty() bool  { return len(t.segs) == 0 }
+func (t *tail) last() uint64 { return t.segs[len(t.segs)-1].last() }
 
 // tailCache is the machine-wide state of the tail caches.
 type tailCache struct {
-	budget    int // TailCacheBytes; tests lower it
-	maxRecord int // TailRecordMax; tests lower it
-	bytes     int
-	// order lists, oldest first, the stream and offset of every record
-	// added, for eviction; entries whose record is gone already are skipped.
-	order []tailRef
+	budget      int // TailCacheBytes; tests lower it
+	maxRecord   int // TailRecordMax; tests lower it
+	segmentSize int // TailSegmentBytes; tests lower it
+	bytes       int
+	// order lists every segment, oldest first, for eviction; a segment
+	// its stream dropped already is skipped.
+	order []segmentRef
 	head  int
 	// appended holds the records of the group being applied, in order.
-	appended []tailRef
+	appended []appendedRecord
 }
 
-type tailRef struct {
+type segmentRef struct {
+	l   *log
+	seg *segment
+}
+
+type appendedRecord struct {
 	l   *log
 	off uint64
-	enc []byte // the encoded record (appended entries only)
+	enc []byte
 }
-
-func recordCost(enc []byte) int { return len(enc) + tailSlotOverhead }
 
 // appendedRecord notes a record Apply wrote (v as stored), for Committed
 // to publish.
@@ -68,71 +98,78 @@ func (c *tailCache) appendedRecord(l *log, off uint64, v []byte) {
 		return
 	}
 	enc := appendWireRecord(nil, off, &h, v, wire.StreamTierHot)
-	c.appended = append(c.appended, tailRef{l: l, off: off, enc: enc})
+	c.appended = append(c.appended, appendedRecord{l: l, off: off, enc: enc})
 }
 
 // publish moves the records of the committed group into their streams'
-// tails and evicts the oldest records past the budget. Callers hold the
+// tails and evicts the oldest segments past the budget. Callers hold the
 // machine's write lock.
 func (c *tailCache) publish() {
 	for _, r := range c.appended {
 		t := &r.l.tail
-		// Records arrive in offset order and tails lose records only at the
-		// front, so r follows the tail's last record unless it was trimmed
-		// by its own group or is too large to keep.
 		switch {
 		case r.off < r.l.first:
-			continue
+			continue // trimmed by its own group
 		case len(r.enc) > c.maxRecord:
 			c.reset(t)
 			continue
 		}
-		if t.len() == 0 {
-			t.first, t.recs, t.head = r.off, t.recs[:0], 0
+		if t.empty() {
+			t.first = r.off
 		}
-		t.recs = append(t.recs, r.enc)
-		c.bytes += recordCost(r.enc)
-		c.order = append(c.order, tailRef{l: r.l, off: r.off})
+		var s *segment
+		if n := len(t.segs); n > 0 && len(t.segs[n-1].data)+len(r.enc) <= c.segmentSize {
+			s = t.segs[n-1]
+			c.bytes -= s.cost()
+		} else {
+			s = &segment{base: r.off}
+			t.segs = append(t.segs, s)
+			c.order = append(c.order, segmentRef{l: r.l, seg: s})
+		}
+		s.data = append(s.data, r.enc...)
+		s.ends = append(s.ends, uint32(len(s.data)))
+		c.bytes += s.cost()
 	}
 	clear(c.appended)
 	c.appended = c.appended[:0]
 	for c.bytes > c.budget && c.head < len(c.order) {
 		ref := c.order[c.head]
-		c.order[c.head] = tailRef{}
+		c.order[c.head] = segmentRef{}
 		c.head++
-		if t := &ref.l.tail; t.len() > 0 && t.first == ref.off {
+		if t := &ref.l.tail; !t.empty() && t.segs[0] == ref.seg {
 			c.dropFront(t)
 		}
 	}
 	if c.head > len(c.order)/2 {
-		c.order = append(c.order[:0], c.order[c.head:]...)
-		c.head = 0
+		n := copy(c.order, c.order[c.head:])
+		clear(c.order[n:])
+		c.order, c.head = c.order[:n], 0
 	}
 }
 
-// dropFront evicts t's oldest record.
+// dropFront drops t's oldest segment.
 func (c *tailCache) dropFront(t *tail) {
-	c.bytes -= recordCost(t.recs[t.head])
-	t.recs[t.head] = nil
-	t.head++
-	t.first++
-	if t.head > len(t.recs)/2 {
-		n := copy(t.recs, t.recs[t.head:])
-		clear(t.recs[n:])
-		t.recs, t.head = t.recs[:n], 0
+	c.bytes -= t.segs[0].cost()
+	t.segs[0] = nil
+	t.segs = t.segs[1:]
+	if !t.empty() {
+		t.first = t.segs[0].base
 	}
 }
 
-// trimTo drops t's records below first (a trim).
+// trimTo forgets t's records below first (a trim).
 func (c *tailCache) trimTo(t *tail, first uint64) {
-	for t.len() > 0 && t.first < first {
+	for !t.empty() && t.segs[0].last() < first {
 		c.dropFront(t)
+	}
+	if !t.empty() {
+		t.first = max(t.first, first)
 	}
 }
 
 // reset empties t.
 func (c *tailCache) reset(t *tail) {
-	for t.len() > 0 {
+	for !t.empty() {
 		c.dropFront(t)
 	}
 }
@@ -142,7 +179,7 @@ func (c *tailCache) reset(t *tail) {
 // the machine's read lock.
 func readTail(l *log, start, end uint64, count int) (body []byte, n int, ok bool) {
 	t := &l.tail
-	if t.len() == 0 || start < t.first {
+	if t.empty() || start < t.first {
 		return nil, 0, false
 	}
 	body = []byte{0, 0, 0, 0}
@@ -151,13 +188,16 @@ func readTail(l *log, start, end uint64, count int) (body []byte, n int, ok bool
 		if stop-start >= uint64(count) {
 			stop = start + uint64(count) - 1
 		}
+		i := sort.Search(len(t.segs), func(i int) bool { return t.segs[i].last() >= start })
 		size := 4
-		for off := start; off <= stop; off++ {
-			size += len(t.recs[t.head+int(off-t.first)])
+		for j, from := i, start; j < len(t.segs) && from <= stop; j++ {
+			size += len(t.segs[j].span(from, min(stop, t.segs[j].last())))
+			from = t.segs[j].last() + 1
 		}
 		body = make([]byte, 4, size)
-		for off := start; off <= stop; off++ {
-			body = append(body, t.recs[t.head+int(off-t.first)]...)
+		for j, from := i, start; j < len(t.segs) && from <= stop; j++ {
+			body = append(body, t.segs[j].span(from, min(stop, t.segs[j].last()))...)
+			from = t.segs[j].last() + 1
 		}
 		n = int(stop - start + 1)
 	}

@@ -19,9 +19,10 @@ import (
 func TestMachine_TailCacheMatchesStorage(t *testing.T) {
 	t.Parallel()
 	f := setup(t, Limits{})
-	f.m.tails.budget, f.m.tails.maxRecord = 3000, 250
+	f.m.tails.budget, f.m.tails.maxRecord, f.m.tails.segmentSize = 3000, 250, 600
 	rng := rand.New(rand.NewSource(5))
 	streams := []string{"a", "b", "c"}
+	served, multiSegment := 0, 0
 	for round := 0; round < 300; round++ {
 		// One group: several commands in one batch, published together.
 		b := f.db.NewBatch()
@@ -57,14 +58,16 @@ func TestMachine_TailCacheMatchesStorage(t *testing.T) {
 		if err := ref.Load(f.db); err != nil {
 			t.Fatal(err)
 		}
-		served := 0
 		for _, s := range streams {
 			l := f.m.streams["ns\x00"+s]
 			if l == nil {
 				continue
 			}
+			if len(l.tail.segs) > 1 {
+				multiSegment++
+			}
 			var cases []wire.Options
-			for _, start := range []uint64{l.first, l.tail.first, l.tail.first + 1, (l.first + l.last) / 2, l.last, l.last + 1} {
+			for _, start := range []uint64{l.first, l.tail.first, l.tail.first + 1, (l.first + l.last) / 2, l.last - 1, l.last, l.last + 1} {
 				for _, count := range []uint32{1, 5, 1000} {
 					o := wire.AppendU32(startAt(wire.StreamID{Sequence: start}), wire.TagCount, count)
 					cases = append(cases, o, wire.AppendStreamID(append(o, byte(wire.TagStreamEnd), wire.StreamIDSize), wire.StreamID{Sequence: start + 2}))
@@ -79,32 +82,35 @@ func TestMachine_TailCacheMatchesStorage(t *testing.T) {
 				if !bytes.Equal(got.Body, want.Body) || got.Empty != want.Empty || got.Err != nil {
 					t.Fatalf("round %d, stream %s, options %x: cache gave %x (empty %v, %v), storage %x (empty %v)", round, s, o, got.Body, got.Empty, got.Err, want.Body, want.Empty)
 				}
-				if l.tail.len() > 0 {
+				if !l.tail.empty() {
 					served++
 				}
 			}
 		}
-		if round == 299 && served == 0 {
-			t.Fatal("no read was served while a tail was cached")
+		if round == 299 && (served == 0 || multiSegment == 0) {
+			t.Fatalf("reads served while a tail was cached: %d, tails of several segments seen: %d", served, multiSegment)
 		}
 	}
 }
 
-// checkTails verifies the cache's invariants: each tail is its stream's
-// newest records, the byte count is exact and within the budget.
+// checkTails verifies the cache's invariants: each tail holds its stream's
+// newest records contiguously, the byte count is exact and within budget.
 func checkTails(t *testing.T, m *Machine) {
 	t.Helper()
 	total := 0
 	for name, l := range m.streams {
 		tl := &l.tail
-		if tl.len() == 0 {
+		if tl.empty() {
 			continue
 		}
-		if tl.last() != l.last || tl.first < l.first {
-			t.Fatalf("stream %q: tail [%d, %d], stream [%d, %d]", name, tl.first, tl.last(), l.first, l.last)
+		if tl.last() != l.last || tl.first < l.first || tl.first < tl.segs[0].base || tl.first > tl.segs[0].last() {
+			t.Fatalf("stream %q: tail [%d, %d] (first segment from %d), stream [%d, %d]", name, tl.first, tl.last(), tl.segs[0].base, l.first, l.last)
 		}
-		for _, enc := range tl.recs[tl.head:] {
-			total += recordCost(enc)
+		for i, s := range tl.segs {
+			if len(s.ends) == 0 || (i > 0 && s.base != tl.segs[i-1].last()+1) {
+				t.Fatalf("stream %q: segment %d starts at %d with %d records after one ending at %d", name, i, s.base, len(s.ends), tl.segs[max(i-1, 0)].last())
+			}
+			total += s.cost()
 		}
 	}
 	if total != m.tails.bytes || total > m.tails.budget {
