@@ -117,3 +117,28 @@ func checkTails(t *testing.T, m *Machine) {
 		t.Fatalf("tail bytes: counted %d, recorded %d, budget %d", total, m.tails.bytes, m.tails.budget)
 	}
 }
+
+// TestMachine_TailRecordMaxEdge: a record whose encoding is exactly the
+// limit is cached; one byte more empties the stream's tail, and the next
+// record starts it again.
+func TestMachine_TailRecordMaxEdge(t *testing.T) {
+	t.Parallel()
+	f := setup(t, Limits{})
+	f.append("s", "x", nil)
+	l := f.m.streams["ns\x00s"]
+	overhead := len(l.tail.segs[0].data) - 1 // encoding of a 1-byte record, minus its payload
+	f.m.tails.maxRecord = overhead + 100
+	f.append("s", string(bytes.Repeat([]byte{'a'}, 100)), nil)
+	if l.tail.empty() || l.tail.last() != 2 {
+		t.Fatalf("record at the limit not cached: tail %+v", l.tail)
+	}
+	f.append("s", string(bytes.Repeat([]byte{'b'}, 101)), nil)
+	if !l.tail.empty() {
+		t.Fatalf("record over the limit: tail not emptied: first %d, last %d", l.tail.first, l.tail.last())
+	}
+	f.append("s", "y", nil)
+	if l.tail.empty() || l.tail.first != 4 || l.tail.last() != 4 {
+		t.Fatalf("tail did not restart after the large record")
+	}
+	checkTails(t, f.m)
+}
