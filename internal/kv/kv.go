@@ -48,8 +48,8 @@ const SweepBatch = 1000
 const sweepDelay = time.Second
 
 // Machine is the KV state machine. Storage is the truth; in memory it keeps
-// the time of the earliest expiry and a cache of recently written records
-// (cache.go), which gets consult before storage.
+// the time of the earliest expiry and a cache of recently written or read
+// records (cache.go), which gets consult before storage.
 type Machine struct {
 	db storage.Reader
 	// nextExpiryMs is the earliest expires_ms in the expiry index (0 =
@@ -83,15 +83,19 @@ func (m *Machine) current(b storage.Reader, ck []byte) (record, bool, error) {
 	if rec, ok := m.written[string(ck)]; ok {
 		return rec, true, nil
 	}
-	if rec, ok := m.cache.get(ck); ok {
+	if rec, ok, _ := m.cache.get(ck); ok {
 		return rec, true, nil
 	}
 	return loadKey(b, ck)
 }
 
-// setCurrent writes ck's current record.
+// setCurrent writes ck's current record; the cache holds the key pending
+// until Committed publishes it.
 func (m *Machine) setCurrent(b storage.Batch, ck []byte, rec record) {
 	b.Set(ck, rec.encode())
+	if _, again := m.written[string(ck)]; !again {
+		m.cache.markPending(string(ck))
+	}
 	m.written[string(ck)] = rec
 }
 
@@ -403,11 +407,14 @@ func (m *Machine) get(cmd *command.Command) command.Result {
 		return command.Fail(err)
 	}
 	ck := currentKey(cmd.Namespace, cmd.Key)
-	rec, ok := m.cache.get(ck)
+	rec, ok, gen := m.cache.get(ck)
 	if !ok {
 		var err error
 		if rec, ok, err = loadKey(m.db, ck); err != nil {
 			return internal(err)
+		}
+		if ok {
+			m.cache.fill(ck, rec, gen)
 		}
 	}
 	if !ok || !rec.live(cmd.TimeMs()) {

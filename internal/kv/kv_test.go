@@ -217,14 +217,89 @@ func TestMachine_CacheValueLimit(t *testing.T) {
 	s := newSetup(t)
 	ck := currentKey("ns", []byte("a"))
 	s.apply(t, putCmd(0, "a", make([]byte, CacheMaxValueBytes), nil))
-	if _, ok := s.m.cache.get(ck); !ok {
+	if _, ok, _ := s.m.cache.get(ck); !ok {
 		t.Fatal("a value at the limit is not cached")
 	}
 	s.apply(t, putCmd(time.Second, "a", make([]byte, CacheMaxValueBytes+1), nil))
-	if _, ok := s.m.cache.get(ck); ok {
+	if _, ok, _ := s.m.cache.get(ck); ok {
 		t.Fatal("a value over the limit is cached (or the older record was kept)")
 	}
 	if r := s.m.get(getCmd(time.Second, "a")); len(r.Body) != CacheMaxValueBytes+1 {
 		t.Fatalf("get of the uncached value: %d bytes, err %v", len(r.Body), r.Err)
+	}
+}
+
+// TestCache_FillOnlyWhenNoWriteOvertookTheRead walks the interleavings of a
+// get that missed, read storage, and then fills the cache, with a write to
+// the same key marked (applied) and published (committed) around it.
+func TestCache_FillOnlyWhenNoWriteOvertookTheRead(t *testing.T) {
+	t.Parallel()
+	old := record{version: 1, value: []byte("old")}
+	cur := record{version: 2, value: []byte("new")}
+	cached := func(c *recordCache, ck string) (record, bool) {
+		r, ok, _ := c.get([]byte(ck))
+		return r, ok
+	}
+
+	c := newRecordCache(1 << 20)
+	_, _, gen := c.get([]byte("a"))
+	c.fill([]byte("a"), old, gen)
+	if r, ok := cached(c, "a"); !ok || r.version != 1 {
+		t.Fatalf("fill with no write around it: cached %+v, %v", r, ok)
+	}
+
+	// The write is applied after the get looked: the stale read must not fill.
+	_, _, gen = c.get([]byte("b"))
+	c.markPending("b")
+	c.fill([]byte("b"), old, gen)
+	if _, ok := cached(c, "b"); ok {
+		t.Fatal("filled a key whose write was applied after the get looked")
+	}
+	// Applied before the get looked, not yet committed: still pending.
+	_, _, gen = c.get([]byte("b"))
+	c.fill([]byte("b"), old, gen)
+	if _, ok := cached(c, "b"); ok {
+		t.Fatal("filled a key with a pending write")
+	}
+	c.set("b", cur)
+	if r, ok := cached(c, "b"); !ok || r.version != 2 {
+		t.Fatalf("after publish: cached %+v, %v", r, ok)
+	}
+
+	// Published while the get read storage, with a value too large to keep
+	// (so the key is absent afterwards): the generation moved, no fill.
+	_, _, gen = c.get([]byte("d"))
+	c.markPending("d")
+	c.set("d", record{version: 2, value: make([]byte, CacheMaxValueBytes+1)})
+	c.fill([]byte("d"), old, gen)
+	if _, ok := cached(c, "d"); ok {
+		t.Fatal("filled over a publish that happened during the read")
+	}
+}
+
+// TestMachine_GetFillsTheCacheAfterARestart: a machine rebuilt over
+// existing data starts with an empty cache; the first get of a key caches
+// it, and a later write replaces the cached record.
+func TestMachine_GetFillsTheCacheAfterARestart(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	s.apply(t, putCmd(0, "a", []byte("v1"), nil))
+	s.m = New(s.db)
+	if err := s.m.Load(s.db); err != nil {
+		t.Fatal(err)
+	}
+	ck := currentKey("ns", []byte("a"))
+	if _, ok, _ := s.m.cache.get(ck); ok {
+		t.Fatal("cache not empty after a restart")
+	}
+	if r := s.m.get(getCmd(time.Second, "a")); string(r.Body) != "v1" {
+		t.Fatalf("get = %q, %v", r.Body, r.Err)
+	}
+	if rec, ok, _ := s.m.cache.get(ck); !ok || string(rec.value) != "v1" {
+		t.Fatalf("first get did not fill the cache: %+v, %v", rec, ok)
+	}
+	s.apply(t, putCmd(2*time.Second, "a", []byte("v2"), nil))
+	if r := s.m.get(getCmd(2*time.Second, "a")); string(r.Body) != "v2" {
+		t.Fatalf("get after a write = %q", r.Body)
 	}
 }
