@@ -85,55 +85,20 @@ func (q *Queue) Consume(ctx context.Context, queue string, handler QueueHandler,
 	defer cancelHandlers()
 	slots := make(chan struct{}, cfg.Concurrency)
 	var running sync.WaitGroup
-	var backoff time.Duration
 	var closed error
-	for ctx.Err() == nil {
-		// Wait for one free handler, then take every other free one.
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			continue
-		}
-		n := 1
-	more:
-		for n < cfg.Concurrency {
-			select {
-			case slots <- struct{}{}:
-				n++
-			default:
-				break more
-			}
-		}
-		msgs, err := q.Dequeue(ctx, queue, n, &QueueDequeueOptions{Namespace: cfg.Namespace, Block: cfg.Poll, Visibility: cfg.Visibility})
-		for i := len(msgs); i < n; i++ {
-			<-slots
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
+	pullLoop(ctx, slots, cfg.Concurrency, 5*time.Second,
+		func(n int) ([]QueueMessage, error) {
+			return q.Dequeue(ctx, queue, n, &QueueDequeueOptions{Namespace: cfg.Namespace, Block: cfg.Poll, Visibility: cfg.Visibility})
+		},
+		func(m QueueMessage) { q.consumeOne(hctx, queue, &m, handler, &cfg, report) },
+		func(err error) bool {
 			if errors.Is(err, ErrClosed) {
 				closed = err
-				break
+				return true
 			}
 			report(fmt.Errorf("queue %q: dequeue: %w", queue, err))
-			backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-			}
-			continue
-		}
-		backoff = 0
-		for i := range msgs {
-			running.Add(1)
-			go func(m *QueueMessage) {
-				defer running.Done()
-				defer func() { <-slots }()
-				q.consumeOne(hctx, queue, m, handler, &cfg, report)
-			}(&msgs[i])
-		}
-	}
+			return false
+		}, &running)
 	drained := make(chan struct{})
 	go func() { running.Wait(); close(drained) }()
 	select {

@@ -73,10 +73,7 @@ func (s *Stream) Consume(ctx context.Context, stream, group, consumer string, ha
 	// settle outlives ctx: records of handlers that finish during shutdown
 	// must still be acked or nacked.
 	settle := context.WithoutCancel(ctx)
-	slots := make(chan struct{}, conc)
-	var wg sync.WaitGroup
 	run := func(r StreamRecord) {
-		defer func() { <-slots; wg.Done() }()
 		stop := s.keepAlive(settle, stream, group, r.Offset, ackTimeout/3, gopts)
 		err := callStreamHandler(ctx, handler, r)
 		stop()
@@ -87,45 +84,12 @@ func (s *Stream) Consume(ctx context.Context, stream, group, consumer string, ha
 		report(fmt.Errorf("stream %s offset %d: %w", stream, r.Offset, err))
 		report(s.GroupNack(settle, stream, group, []uint64{r.Offset}, gopts))
 	}
-	backoff := time.Duration(0)
-	for ctx.Err() == nil {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			continue
-		}
-		free := 1
-	grab:
-		for free < conc {
-			select {
-			case slots <- struct{}{}:
-				free++
-			default:
-				break grab
-			}
-		}
-		recs, err := s.GroupRead(ctx, stream, group, consumer, &StreamGroupReadOptions{Namespace: o.Namespace, Count: free, Block: poll})
-		for i := len(recs); i < free; i++ {
-			<-slots
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			report(err)
-			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-			}
-			continue
-		}
-		backoff = 0
-		for _, r := range recs {
-			wg.Add(1)
-			go run(r)
-		}
-	}
+	var wg sync.WaitGroup
+	pullLoop(ctx, make(chan struct{}, conc), conc, 2*time.Second,
+		func(n int) ([]StreamRecord, error) {
+			return s.GroupRead(ctx, stream, group, consumer, &StreamGroupReadOptions{Namespace: o.Namespace, Count: n, Block: poll})
+		},
+		run, func(err error) bool { report(err); return false }, &wg)
 	wg.Wait()
 	leaveCtx, cancel := context.WithTimeout(settle, 5*time.Second)
 	defer cancel()

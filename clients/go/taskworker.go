@@ -198,68 +198,22 @@ func (w *TaskWorker) Run(ctx context.Context) error {
 	return nil
 }
 
-// poll claims tasks while ctx lasts: it takes every free handler slot
-// (at least one) and asks for that many tasks in one await.
+// poll claims tasks while ctx lasts, as many per await as there are free
+// handler slots.
 func (w *TaskWorker) poll(ctx, hctx context.Context, types []string, handlers map[string]TaskHandler, slots chan struct{}, running *sync.WaitGroup) {
-	retry := 50 * time.Millisecond
-	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		n := 1
-	grab:
-		for n < maxAwaitBatch {
-			select {
-			case slots <- struct{}{}:
-				n++
-			default:
-				break grab
-			}
-		}
-		tasks, err := w.c.Worker.AwaitBatch(ctx, w.id, types, n, &WorkerAwaitOptions{Namespace: w.o.Namespace, Block: w.o.Block, Lease: w.o.Lease})
-		for range n - len(tasks) {
-			<-slots
-		}
-		if err != nil || len(tasks) == 0 {
-			if ctx.Err() != nil {
-				return
-			}
-			if err != nil {
-				w.report(fmt.Errorf("flo: worker %s: await: %w", w.id, err))
-				if !workerSleep(ctx, retry) {
-					return
-				}
-				retry = min(2*retry, 5*time.Second)
-			}
-			continue
-		}
-		retry = 50 * time.Millisecond
-		for _, t := range tasks {
-			running.Add(1)
-			go func() {
-				defer running.Done()
-				defer func() { <-slots }()
-				w.execute(hctx, t, handlers[t.ActionName])
-			}()
-		}
-	}
+	pullLoop(ctx, slots, maxAwaitBatch, 5*time.Second,
+		func(n int) ([]*Task, error) {
+			return w.c.Worker.AwaitBatch(ctx, w.id, types, n, &WorkerAwaitOptions{Namespace: w.o.Namespace, Block: w.o.Block, Lease: w.o.Lease})
+		},
+		func(t *Task) { w.execute(hctx, t, handlers[t.ActionName]) },
+		func(err error) bool {
+			w.report(fmt.Errorf("flo: worker %s: await: %w", w.id, err))
+			return false
+		}, running)
 }
 
 // maxAwaitBatch is the server's limit on tasks per await.
 const maxAwaitBatch = 100
-
-func workerSleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
 
 // execute runs one task and reports its outcome.
 func (w *TaskWorker) execute(hctx context.Context, t *Task, h TaskHandler) {
