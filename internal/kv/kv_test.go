@@ -303,3 +303,23 @@ func TestMachine_GetFillsTheCacheAfterARestart(t *testing.T) {
 		t.Fatalf("get after a write = %q", r.Body)
 	}
 }
+
+// TestMachine_GetIsServedFromTheCache removes a cached key's record from
+// storage behind the machine's back: the get still answers from the cache,
+// while a machine with a cold cache finds nothing.
+func TestMachine_GetIsServedFromTheCache(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	s.apply(t, putCmd(0, "a", []byte("v1"), nil))
+	b := s.db.NewBatch()
+	b.Delete(currentKey("ns", []byte("a")))
+	if err := s.db.Commit(b, false); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.m.get(getCmd(time.Second, "a")); string(r.Body) != "v1" {
+		t.Fatalf("cached get = %q, %v; want v1 from the cache", r.Body, r.Err)
+	}
+	if r := New(s.db).get(getCmd(time.Second, "a")); r.Err == nil {
+		t.Fatalf("cold get = %q; want not found from storage", r.Body)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand"
+	"reflect"
 	"testing"
 	"time"
 
@@ -141,4 +142,30 @@ func TestMachine_TailRecordMaxEdge(t *testing.T) {
 		t.Fatalf("tail did not restart after the large record")
 	}
 	checkTails(t, f.m)
+}
+
+// TestMachine_ReadIsServedFromTheTail removes committed records from
+// storage behind the machine's back: a read starting inside the tail still
+// returns them, while a machine rebuilt without a tail does not.
+func TestMachine_ReadIsServedFromTheTail(t *testing.T) {
+	t.Parallel()
+	f := setup(t, Limits{})
+	for i := 1; i <= 5; i++ {
+		f.append("s", fmt.Sprint("r", i), nil)
+	}
+	l := f.m.streams["ns\x00s"]
+	b := f.db.NewBatch()
+	for off := uint64(1); off <= 5; off++ {
+		b.Delete(recordKey(l.prefix, off))
+	}
+	if err := f.db.Commit(b, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.read("s", startAt(wire.StreamID{Sequence: 3})); !reflect.DeepEqual(got, seq(3, 5)) {
+		t.Fatalf("read from the tail: offsets %v, want 3..5", got)
+	}
+	f.reload()
+	if got := f.read("s", startAt(wire.StreamID{Sequence: 3})); len(got) != 0 {
+		t.Fatalf("read without a tail: offsets %v, want none (records deleted)", got)
+	}
 }
