@@ -39,6 +39,7 @@ func (m *Machine) append(cmd *command.Command, b storage.Batch) command.Result {
 	}
 	if hasKey {
 		h.flags |= flagKey
+		h.keyLen = len(key)
 	}
 	size := uint64(len(key) + len(cmd.Value))
 	off := l.last + 1
@@ -50,7 +51,7 @@ func (m *Machine) append(cmd *command.Command, b storage.Batch) command.Result {
 	h.maxTsMs, h.cumBytes = l.maxTs, l.cum
 	m.kbuf = appendRecordKey(m.kbuf[:0], l.prefix, off)
 	m.vbuf = appendRecordValue(m.vbuf[:0], &h, key, cmd.Value)
-	m.tails.appendedRecord(l, off, m.vbuf)
+	m.tails.appendedRecord(l, off, &h, m.vbuf)
 	wake := l.wake
 	m.mu.Unlock()
 	b.Set(m.kbuf, m.vbuf)

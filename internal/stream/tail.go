@@ -90,14 +90,10 @@ type appendedRecord struct {
 	enc []byte
 }
 
-// appendedRecord notes a record Apply wrote (v as stored), for Committed
-// to publish.
-func (c *tailCache) appendedRecord(l *log, off uint64, v []byte) {
-	h, ok := decodeRecordHeader(v)
-	if !ok {
-		return
-	}
-	enc := appendWireRecord(nil, off, &h, v, wire.StreamTierHot)
+// appendedRecord notes a record Apply wrote (h its header, v its stored
+// value), for Committed to publish.
+func (c *tailCache) appendedRecord(l *log, off uint64, h *recordHeader, v []byte) {
+	enc := appendWireRecord(nil, off, h, v, wire.StreamTierHot)
 	c.appended = append(c.appended, appendedRecord{l: l, off: off, enc: enc})
 }
 
