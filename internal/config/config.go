@@ -8,6 +8,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/floruntime/flo/internal/action"
+	"github.com/floruntime/flo/internal/queue"
+	"github.com/floruntime/flo/internal/storage"
+	"github.com/floruntime/flo/internal/stream"
 	"github.com/floruntime/flo/wire"
 )
 
@@ -71,6 +75,7 @@ type Config struct {
 
 // Default returns a valid configuration with every default filled in.
 func Default() Config {
+	ql, sl := queue.DefaultLimits(), stream.DefaultLimits()
 	return Config{
 		Listen:             ":9000",
 		DataDir:            "flo-data",
@@ -78,23 +83,24 @@ func Default() Config {
 		FlushInterval:      time.Second,
 		LogFormat:          "text",
 		LogLevel:           "info",
-		CacheBytes:         256 << 20,
+		CacheBytes:         storage.DefaultCacheBytes,
 		MaxFrameBytes:      wire.DefaultMaxPayloadBytes,
 		MaxConnections:     10_000,
 		MaxInflightPerConn: 1024,
 		MaxWaiters:         100_000,
 		ShutdownTimeout:    10 * time.Second,
 
-		QueueMaxDeliveries:   5,
-		QueueDLQMax:          10_000,
-		QueueDedupHold:       5 * time.Minute,
-		StreamMaxStreams:     1_000_000,
-		StreamMaxGroups:      1_000,
-		StreamMaxPending:     100_000,
-		StreamMaxDeadLetters: 10_000,
-		ActionMaxActions:     100_000,
-		ActionMaxWorkers:     100_000,
-		ActionMaxLiveRuns:    2_000_000,
+		// The primitives own their limits' defaults.
+		QueueMaxDeliveries:   ql.MaxDeliveries,
+		QueueDLQMax:          ql.DLQMax,
+		QueueDedupHold:       ql.DedupHold,
+		StreamMaxStreams:     sl.MaxStreams,
+		StreamMaxGroups:      sl.MaxGroupsPerStream,
+		StreamMaxPending:     sl.MaxPendingPerGroup,
+		StreamMaxDeadLetters: sl.MaxDeadLetters,
+		ActionMaxActions:     action.DefaultMaxActions,
+		ActionMaxWorkers:     action.DefaultMaxWorkers,
+		ActionMaxLiveRuns:    action.DefaultMaxLiveRuns,
 	}
 }
 
