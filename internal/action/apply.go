@@ -44,7 +44,7 @@ func (t *txn) advance() {
 	m := t.m
 	for len(m.timers) > 0 && m.timers[0].due() <= t.now {
 		r := m.timers[0]
-		m.timers.remove(r)
+		m.timers.Remove(r)
 		if r.state == wire.RunRunning {
 			t.expireLease(r)
 		} else {
@@ -74,7 +74,7 @@ func (t *txn) schedule(r *run) {
 	if r.readyMs <= t.now {
 		t.makeReady(r)
 	} else {
-		t.m.timers.push(r)
+		t.m.timers.Add(r)
 	}
 }
 
@@ -109,7 +109,7 @@ func (t *txn) unlink(r *run) {
 		}
 	}
 	if r.ti >= 0 {
-		t.m.timers.remove(r)
+		t.m.timers.Remove(r)
 	}
 }
 
@@ -493,7 +493,7 @@ func (t *txn) claim(w *worker, types []string, leaseMs uint64) (wire.TaskAssignm
 	r.startedMs = t.now
 	r.leaseMs = t.now + int64(leaseMs)
 	r.holder = w.id
-	t.m.timers.push(r)
+	t.m.timers.Add(r)
 	w.held[r.seq] = r
 	if st := w.stat(r.action); st != nil {
 		st.lastRunMs = t.now
@@ -660,7 +660,7 @@ func (t *txn) touch(cmd *command.Command) command.Result {
 		return res
 	}
 	r.leaseMs = t.now + int64(tc.ExtendMs)
-	t.m.timers.fix(r)
+	t.m.timers.Fix(r)
 	t.putRun(r)
 	if w != nil {
 		t.putWorker(w)

@@ -1,6 +1,6 @@
 package action
 
-import "container/heap"
+import "github.com/floruntime/flo/internal/indexheap"
 
 // readyQueue holds the claimable runs of one (namespace, task type) in
 // dispatch order: highest priority first, then the earliest time the run
@@ -28,73 +28,34 @@ func before(a, b *run) bool {
 
 func (q *readyQueue) push(r *run) {
 	r.q = q
-	heap.Push(&q.runs, r)
+	q.runs.Add(r)
 }
 
 // remove takes r out of q.
 func (q *readyQueue) remove(r *run) {
-	heap.Remove(&q.runs, r.qi)
-	r.q, r.qi = nil, 0
+	q.runs.Remove(r)
+	r.q = nil
 }
 
-// readyRuns is the heap.Interface behind readyQueue.
-type readyRuns []*run
+// readyRuns holds a ready queue's runs in dispatch order; each run records
+// its index (qi).
+type readyRuns = indexheap.Heap[*run, dispatchOrder]
 
-func (s readyRuns) Len() int           { return len(s) }
-func (s readyRuns) Less(i, j int) bool { return before(s[i], s[j]) }
-func (s readyRuns) Swap(i, j int) {
-	s[i], s[j] = s[j], s[i]
-	s[i].qi, s[j].qi = i, j
-}
-func (s *readyRuns) Push(x any) {
-	r := x.(*run)
-	r.qi = len(*s)
-	*s = append(*s, r)
-}
-func (s *readyRuns) Pop() any {
-	old := *s
-	r := old[len(old)-1]
-	old[len(old)-1] = nil
-	*s = old[:len(old)-1]
-	return r
-}
+type dispatchOrder struct{}
+
+func (dispatchOrder) Less(a, b *run) bool { return before(a, b) }
+func (dispatchOrder) Index(r *run) *int   { return &r.qi }
 
 // timerHeap orders runs by due time, then sequence; each run records its
 // index (ti, -1 when absent).
-type timerHeap []*run
+type timerHeap = indexheap.Heap[*run, dueOrder]
 
-func timerBefore(a, b *run) bool {
+type dueOrder struct{}
+
+func (dueOrder) Less(a, b *run) bool {
 	if da, db := a.due(), b.due(); da != db {
 		return da < db
 	}
 	return a.seq < b.seq
 }
-
-func (h *timerHeap) push(r *run) { heap.Push(h, r) }
-
-// fix restores order after r's due time changed.
-func (h *timerHeap) fix(r *run) { heap.Fix(h, r.ti) }
-
-func (h *timerHeap) remove(r *run) {
-	heap.Remove(h, r.ti)
-	r.ti = -1
-}
-
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return timerBefore(h[i], h[j]) }
-func (h timerHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].ti, h[j].ti = i, j
-}
-func (h *timerHeap) Push(x any) {
-	r := x.(*run)
-	r.ti = len(*h)
-	*h = append(*h, r)
-}
-func (h *timerHeap) Pop() any {
-	old := *h
-	r := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return r
-}
+func (dueOrder) Index(r *run) *int { return &r.ti }

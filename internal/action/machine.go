@@ -338,7 +338,7 @@ func (m *Machine) loadRun(rd storage.Reader, seq uint64) error {
 		r.input = in
 	}
 	m.runs[seq] = r
-	m.timers.push(r)
+	m.timers.Add(r)
 	if r.state == wire.RunRunning {
 		if w := m.workers[r.ns+"\x00"+r.holder]; w != nil {
 			w.held[seq] = r

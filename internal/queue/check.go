@@ -35,7 +35,7 @@ func (m *Machine) Check() error {
 		if q.sidx != i {
 			errs = append(errs, fmt.Errorf("queue %q: sched index %d, at %d", q.name, q.sidx, i))
 		}
-		if i > 0 && qless(q, m.sched[(i-1)/2]) {
+		if i > 0 && (dueQueueOrder{}).Less(q, m.sched[(i-1)/2]) {
 			errs = append(errs, fmt.Errorf("sched: heap order broken at %d", i))
 		}
 	}

@@ -243,15 +243,15 @@ func (m *Machine) reschedule(q *queue) {
 	switch {
 	case d == 0:
 		if q.sidx >= 0 {
-			m.sched.remove(q.sidx)
+			m.sched.Remove(q)
 		}
 		q.due = 0
 	case q.sidx < 0:
 		q.due = d
-		m.sched.push(q)
+		m.sched.Add(q)
 	case d != q.due:
 		q.due = d
-		m.sched.fix(q.sidx)
+		m.sched.Fix(q)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"container/heap"
 	"slices"
+
+	"github.com/floruntime/flo/internal/indexheap"
 )
 
 // state is where a message is. Every message that exists is in exactly one
@@ -309,10 +311,12 @@ func (h *mheap) dueBy(now int64) []*message {
 }
 
 // qheap orders queues by their next due time (then by name, so the order is
-// total) for Machine.sched.
-type qheap []*queue
+// total) for Machine.sched; each queue records its index (sidx).
+type qheap = indexheap.Heap[*queue, dueQueueOrder]
 
-func qless(a, b *queue) bool {
+type dueQueueOrder struct{}
+
+func (dueQueueOrder) Less(a, b *queue) bool {
 	if a.due != b.due {
 		return a.due < b.due
 	}
@@ -321,33 +325,4 @@ func qless(a, b *queue) bool {
 	}
 	return a.name < b.name
 }
-
-// heap.Interface, through which push, remove and fix keep sidx.
-func (h qheap) Len() int           { return len(h) }
-func (h qheap) Less(i, j int) bool { return qless(h[i], h[j]) }
-func (h qheap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].sidx = i
-	h[j].sidx = j
-}
-func (h *qheap) Push(x any) {
-	q := x.(*queue)
-	q.sidx = len(*h)
-	*h = append(*h, q)
-}
-func (h *qheap) Pop() any {
-	s := *h
-	q := s[len(s)-1]
-	s[len(s)-1] = nil
-	*h = s[:len(s)-1]
-	return q
-}
-
-func (h *qheap) push(q *queue) { heap.Push(h, q) }
-
-func (h *qheap) remove(i int) {
-	q := heap.Remove(h, i).(*queue)
-	q.sidx = -1
-}
-
-func (h *qheap) fix(i int) { heap.Fix(h, i) }
+func (dueQueueOrder) Index(q *queue) *int { return &q.sidx }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/floruntime/flo/internal/command"
+	"github.com/floruntime/flo/internal/indexheap"
 	"github.com/floruntime/flo/internal/storage"
 	"github.com/floruntime/flo/wire"
 )
@@ -472,57 +473,25 @@ func (m *Machine) loadGroups(r storage.Reader, l *log) error {
 }
 
 // deadlineHeap orders delivered entries by deadline, then offset.
-type deadlineHeap []*entry
+type deadlineHeap = indexheap.Heap[*entry, byDeadline]
 
-func (h deadlineHeap) Len() int { return len(h) }
-func (h deadlineHeap) Less(i, j int) bool {
-	if h[i].deadline != h[j].deadline {
-		return h[i].deadline < h[j].deadline
+type byDeadline struct{}
+
+func (byDeadline) Less(a, b *entry) bool {
+	if a.deadline != b.deadline {
+		return a.deadline < b.deadline
 	}
-	return h[i].offset < h[j].offset
+	return a.offset < b.offset
 }
-func (h deadlineHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].dIdx = i
-	h[j].dIdx = j
-}
-func (h *deadlineHeap) Push(x any) {
-	e := x.(*entry)
-	e.dIdx = len(*h)
-	*h = append(*h, e)
-}
-func (h *deadlineHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	e.dIdx = -1
-	return e
-}
+func (byDeadline) Index(e *entry) *int { return &e.dIdx }
 
 // readyHeap orders a group's redeliverable entries by offset.
-type readyHeap []*entry
+type readyHeap = indexheap.Heap[*entry, byOffset]
 
-func (h readyHeap) Len() int           { return len(h) }
-func (h readyHeap) Less(i, j int) bool { return h[i].offset < h[j].offset }
-func (h readyHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].rIdx = i
-	h[j].rIdx = j
-}
-func (h *readyHeap) Push(x any) {
-	e := x.(*entry)
-	e.rIdx = len(*h)
-	*h = append(*h, e)
-}
-func (h *readyHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	e.rIdx = -1
-	return e
-}
+type byOffset struct{}
+
+func (byOffset) Less(a, b *entry) bool { return a.offset < b.offset }
+func (byOffset) Index(e *entry) *int   { return &e.rIdx }
 
 // offsetHeap is a min-heap of offsets.
 type offsetHeap []uint64
