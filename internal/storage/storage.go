@@ -42,7 +42,7 @@ type DB struct {
 
 // Options configures Open.
 type Options struct {
-	// FS overrides the filesystem; nil means the OS filesystem. Tests pass
+	// FS overrides the filesystem; nil means the OS filesystem (osFS). Tests pass
 	// vfs.NewCrashableMem() to simulate a crash.
 	FS vfs.FS
 	// CacheBytes sizes Pebble's block cache (0 = DefaultCacheBytes). Reads
@@ -69,7 +69,11 @@ func Open(dir string, o Options) (*DB, error) {
 	cache := pebble.NewCache(o.CacheBytes)
 	// Open takes its own reference; ours is released once it is handed over.
 	defer cache.Unref()
-	po := &pebble.Options{FS: o.FS, Logger: quietLogger{}, Cache: cache}
+	fs := o.FS
+	if fs == nil {
+		fs = osFS()
+	}
+	po := &pebble.Options{FS: fs, Logger: quietLogger{}, Cache: cache}
 	for i := range po.Levels {
 		po.Levels[i].BlockSize = BlockBytes
 	}
