@@ -72,12 +72,18 @@ func queueCycleCases(e *Env) []Case {
 		if e.peer("redis") {
 			cases = append(cases, Case{System: fs.redis, Prepare: redisRPopDriver(fs.redisFsync()), Finish: extra})
 		}
-		cases = append(cases, Case{System: fs.name, Compare: []string{fs.redis, NATS}, Prepare: floCycleDriver(fs.durability), Finish: extra})
+		cases = append(cases, Case{System: fs.name, Compare: []string{fs.redis, NATS}, Prepare: floCycleDriver(fs.durability, false), Finish: extra})
+		cases = append(cases, Case{System: fs.name + "-acknext", Compare: []string{fs.redis, NATS}, Prepare: floCycleDriver(fs.durability, true), Finish: extra})
 	}
 	return cases
 }
 
-func floCycleDriver(durability string) func(ctx context.Context, e *Env) (Driver, error) {
+// floCycleDriver consumes with a dequeue and an ack per message. With
+// ackNext each dequeue carries the ack of the message before it (the
+// QueueDequeueOptions.Ack extension): one round trip and one durable write
+// per message instead of two, as a consumer that takes one message at a
+// time would run.
+func floCycleDriver(durability string, ackNext bool) func(ctx context.Context, e *Env) (Driver, error) {
 	return func(ctx context.Context, e *Env) (Driver, error) {
 		addr, err := e.Flo(ctx, durability)
 		if err != nil {
@@ -92,6 +98,21 @@ func floCycleDriver(durability string) func(ctx context.Context, e *Env) (Driver
 		}
 		return floConns(addr, func(_ int, c *flo.Client) Op {
 			seqs := make([]uint64, 1)
+			if ackNext {
+				var o flo.QueueDequeueOptions
+				return func(ctx context.Context) (Done, error) {
+					ms, err := c.Queue.Dequeue(ctx, benchQueue, 1, &o)
+					if err != nil {
+						return Done{}, err
+					}
+					if len(ms) == 0 {
+						return Done{}, ErrDrained
+					}
+					seqs[0] = ms[0].Seq
+					o.Ack = seqs
+					return Done{}, nil
+				}
+			}
 			return func(ctx context.Context) (Done, error) {
 				ms, err := c.Queue.Dequeue(ctx, benchQueue, 1, nil)
 				if err != nil {

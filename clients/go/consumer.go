@@ -86,11 +86,12 @@ func (q *Queue) Consume(ctx context.Context, queue string, handler QueueHandler,
 	slots := make(chan struct{}, cfg.Concurrency)
 	var running sync.WaitGroup
 	var closed error
+	acks := &ackRider{loop: ctx, q: q, queue: queue, ns: &QueueOptions{Namespace: cfg.Namespace}, report: report}
 	pullLoop(ctx, slots, cfg.Concurrency, 5*time.Second,
 		func(n int) ([]QueueMessage, error) {
-			return q.Dequeue(ctx, queue, n, &QueueDequeueOptions{Namespace: cfg.Namespace, Block: cfg.Poll, Visibility: cfg.Visibility})
+			return acks.dequeue(ctx, n, &QueueDequeueOptions{Namespace: cfg.Namespace, Block: cfg.Poll, Visibility: cfg.Visibility})
 		},
-		func(m QueueMessage) { q.consumeOne(hctx, queue, &m, handler, &cfg, report) },
+		func(m QueueMessage) { q.consumeOne(hctx, queue, &m, handler, &cfg, acks, report) },
 		func(err error) bool {
 			if errors.Is(err, ErrClosed) {
 				closed = err
@@ -107,11 +108,84 @@ func (q *Queue) Consume(ctx context.Context, queue string, handler QueueHandler,
 		cancelHandlers()
 		<-drained
 	}
+	acks.flush(context.WithoutCancel(hctx))
 	return closed
 }
 
+// ackRider lets the acks of Consume ride on its next dequeue (the
+// QueueDequeueOptions.Ack extension), so a consumer pays one round trip
+// and one durable write per message instead of two. An ack is held only
+// while the pull loop is about to dequeue — it waits for the slot the
+// finished handler frees — never while a dequeue is in flight (a long poll
+// would hold it for up to Poll) or after a failed one (the retry waits out
+// a backoff); then, and once Consume is stopping, acks are sent on their own.
+type ackRider struct {
+	loop   context.Context // Consume's: once it ends, nothing more is dequeued
+	q      *Queue
+	queue  string
+	ns     *QueueOptions
+	report func(error)
+
+	mu       sync.Mutex
+	held     []uint64
+	inFlight bool // a dequeue is running
+	failed   bool // the last dequeue failed
+	stopped  bool // flushed: Consume is returning
+}
+
+// ack acknowledges seq now or holds it for the next dequeue.
+func (a *ackRider) ack(ctx context.Context, seq uint64) {
+	a.mu.Lock()
+	if !a.inFlight && !a.failed && !a.stopped && a.loop.Err() == nil {
+		a.held = append(a.held, seq)
+		a.mu.Unlock()
+		return
+	}
+	a.mu.Unlock()
+	a.report(wrapSettle(a.queue, seq, "ack", a.q.Ack(ctx, a.queue, []uint64{seq}, a.ns)))
+}
+
+// dequeue dequeues with the held acks. If the call fails they are sent on
+// their own (acking twice is harmless), and acks are not held again until
+// a dequeue succeeds.
+func (a *ackRider) dequeue(ctx context.Context, n int, o *QueueDequeueOptions) ([]QueueMessage, error) {
+	a.mu.Lock()
+	o.Ack, a.held = a.held, nil
+	a.inFlight = true
+	a.mu.Unlock()
+	ms, err := a.q.Dequeue(ctx, a.queue, n, o)
+	a.mu.Lock()
+	a.inFlight = false
+	a.failed = err != nil
+	a.mu.Unlock()
+	if err != nil && len(o.Ack) > 0 {
+		a.send(context.WithoutCancel(ctx), o.Ack)
+	}
+	return ms, err
+}
+
+// flush ends holding and sends what is held; Consume calls it once its
+// handlers have finished.
+func (a *ackRider) flush(ctx context.Context) {
+	a.mu.Lock()
+	held := a.held
+	a.held = nil
+	a.stopped = true
+	a.mu.Unlock()
+	a.send(ctx, held)
+}
+
+func (a *ackRider) send(ctx context.Context, seqs []uint64) {
+	if len(seqs) == 0 {
+		return
+	}
+	if err := a.q.Ack(ctx, a.queue, seqs, a.ns); err != nil {
+		a.report(fmt.Errorf("queue %q: ack of %d messages: %w", a.queue, len(seqs), err))
+	}
+}
+
 // consumeOne runs the handler on m with its lease kept alive, then settles m.
-func (q *Queue) consumeOne(hctx context.Context, queue string, m *QueueMessage, handler QueueHandler, cfg *QueueConsumeOptions, report func(error)) {
+func (q *Queue) consumeOne(hctx context.Context, queue string, m *QueueMessage, handler QueueHandler, cfg *QueueConsumeOptions, acks *ackRider, report func(error)) {
 	ns := &QueueOptions{Namespace: cfg.Namespace}
 	stop := q.keepLeased(queue, m.Seq, cfg.Visibility/3, ns, report)
 	err := callQueueHandler(hctx, handler, m)
@@ -120,7 +194,7 @@ func (q *Queue) consumeOne(hctx context.Context, queue string, m *QueueMessage, 
 	settle := context.WithoutCancel(hctx)
 	switch {
 	case err == nil:
-		report(wrapSettle(queue, m.Seq, "ack", q.Ack(settle, queue, []uint64{m.Seq}, ns)))
+		acks.ack(settle, m.Seq)
 		return
 	case IsPermanent(err):
 		report(fmt.Errorf("queue %q: message %d: handler: %w", queue, m.Seq, err))

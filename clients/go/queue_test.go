@@ -1,10 +1,13 @@
 package flo_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +18,7 @@ import (
 	flo "github.com/floruntime/flo/clients/go"
 	"github.com/floruntime/flo/flotest"
 	"github.com/floruntime/flo/internal/config"
+	"github.com/floruntime/flo/wire"
 )
 
 func queueSetup(t *testing.T) (*flotest.Server, *flo.Client, context.Context) {
@@ -767,5 +771,174 @@ func TestQueue_MaxDeliveriesComesFromServerConfig(t *testing.T) {
 	dlq, err := c.Queue.DLQList(ctx, "jobs", nil)
 	if err != nil || len(dlq) != 1 || dlq[0].Seq != seq {
 		t.Fatalf("dlq = %+v, %v", dlq, err)
+	}
+}
+
+func TestQueue_DequeueAcksFirstInOneCall(t *testing.T) {
+	_, c, _ := queueSetup(t)
+	enqueueAll(t, c, "jobs", "a", "b", "c")
+	const vis = 300 * time.Millisecond
+	first := mustDequeue(t, c, "jobs", 1, &flo.QueueDequeueOptions{Visibility: vis})
+	next := mustDequeue(t, c, "jobs", 1, &flo.QueueDequeueOptions{Visibility: vis, Ack: queueSeqs(first)})
+	if got := queuePayloads(next); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("dequeue after acking a: %q", got)
+	}
+	if s := mustStats(t, c, "jobs"); s != (flo.QueueStats{Ready: 1, InFlight: 1}) {
+		t.Fatalf("after acking a and leasing b: %+v", s)
+	}
+	// a is gone for good: past its lease only b (unacked) comes back, then c.
+	var later []string
+	for range 2 {
+		later = append(later, queuePayloads(mustDequeue(t, c, "jobs", 1, &flo.QueueDequeueOptions{Block: 5 * time.Second, Visibility: time.Minute}))...)
+	}
+	slices.Sort(later)
+	if !slices.Equal(later, []string{"b", "c"}) {
+		t.Fatalf("after the leases expired: %q, want b and c", later)
+	}
+	if ms := mustDequeue(t, c, "jobs", 10, &flo.QueueDequeueOptions{Block: 200 * time.Millisecond}); len(ms) != 0 {
+		t.Fatalf("acked message came back: %q", queuePayloads(ms))
+	}
+}
+
+func TestQueue_BlockingDequeueAppliesItsAcksBeforeWaiting(t *testing.T) {
+	_, c, ctx := queueSetup(t)
+	leased := mustDequeue(t, c, "jobs", 2, nil)
+	if len(leased) != 0 {
+		t.Fatal("new queue not empty")
+	}
+	enqueueAll(t, c, "jobs", "a", "b")
+	leased = mustDequeue(t, c, "jobs", 2, nil)
+	type result struct {
+		ms  []flo.QueueMessage
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		ms, err := c.Queue.Dequeue(ctx, "jobs", 1, &flo.QueueDequeueOptions{Block: 10 * time.Second, Ack: queueSeqs(leased)})
+		got <- result{ms, err}
+	}()
+	// The call finds nothing and waits; its acks are already applied.
+	queueEventually(t, 5*time.Second, "acks of the parked dequeue", func() bool {
+		return mustStats(t, c, "jobs") == flo.QueueStats{}
+	})
+	select {
+	case r := <-got:
+		t.Fatalf("blocking dequeue returned early: %+v, %v", r.ms, r.err)
+	default:
+	}
+	enqueueAll(t, c, "jobs", "c")
+	r := <-got
+	if r.err != nil || !slices.Equal(queuePayloads(r.ms), []string{"c"}) {
+		t.Fatalf("woken dequeue: %q, %v", queuePayloads(r.ms), r.err)
+	}
+}
+
+func TestQueue_DequeueAckListLimit(t *testing.T) {
+	_, c, ctx := queueSetup(t)
+	enqueueAll(t, c, "jobs", "a")
+	seqs := make([]uint64, 10_000)
+	for i := range seqs {
+		seqs[i] = uint64(i + 1)
+	}
+	ms, err := c.Queue.Dequeue(ctx, "jobs", 1, &flo.QueueDequeueOptions{Ack: seqs})
+	if err != nil || len(ms) != 0 {
+		// seq 1 (a) is acked first, so nothing is left to dequeue.
+		t.Fatalf("10,000 acks: %d messages, %v", len(ms), err)
+	}
+	enqueueAll(t, c, "jobs", "b")
+	if _, err := c.Queue.Dequeue(ctx, "jobs", 1, &flo.QueueDequeueOptions{Ack: append(seqs, 10_001)}); !errors.Is(err, flo.ErrBadRequest) {
+		t.Fatalf("10,001 acks: %v", err)
+	}
+	if s := mustStats(t, c, "jobs"); s != (flo.QueueStats{Ready: 1}) {
+		t.Fatalf("a rejected call changed the queue: %+v", s)
+	}
+}
+
+// opCounter is a TCP proxy in front of addr that counts the requests
+// passing through it by opcode.
+type opCounter struct {
+	addr string
+	mu   sync.Mutex
+	ops  map[wire.Op]int
+}
+
+func countOps(t *testing.T, addr string) *opCounter {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	oc := &opCounter{addr: ln.Addr().String(), ops: map[wire.Op]int{}}
+	go func() {
+		for {
+			cc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			sc, err := net.Dial("tcp", addr)
+			if err != nil {
+				cc.Close()
+				return
+			}
+			t.Cleanup(func() { cc.Close(); sc.Close() })
+			go func() { _, _ = io.Copy(cc, sc) }()
+			go func() {
+				br := bufio.NewReader(cc)
+				for {
+					f, _, err := wire.ReadFrame(br, nil, 64<<20)
+					if err != nil {
+						sc.Close()
+						return
+					}
+					oc.mu.Lock()
+					oc.ops[wire.Op(f.Code)]++
+					oc.mu.Unlock()
+					if _, err := sc.Write(wire.AppendFrame(nil, f.RequestID, f.Code, f.Payload)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return oc
+}
+
+func (oc *opCounter) count(op wire.Op) int {
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	return oc.ops[op]
+}
+
+func TestQueue_ConsumeAcksRideOnDequeues(t *testing.T) {
+	srv, c, ctx := queueSetup(t)
+	const n = 50
+	payloads := make([]string, n)
+	for i := range payloads {
+		payloads[i] = fmt.Sprint("m", i)
+	}
+	enqueueAll(t, c, "jobs", payloads...)
+	oc := countOps(t, srv.Addr)
+	consumer := flotest.Dial(t, oc.addr, flo.Options{})
+	cctx, stop := context.WithCancel(ctx)
+	var handled atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		done <- consumer.Queue.Consume(cctx, "jobs", func(context.Context, *flo.QueueMessage) error {
+			handled.Add(1)
+			return nil
+		}, &flo.QueueConsumeOptions{Poll: 100 * time.Millisecond, OnError: func(err error) { t.Error(err) }})
+	}()
+	queueEventually(t, 10*time.Second, "every message handled", func() bool { return handled.Load() == n })
+	queueEventually(t, 10*time.Second, "every ack to land", func() bool { return mustStats(t, c, "jobs") == flo.QueueStats{} })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// One handler at a time: each message's ack goes out with the dequeue
+	// of the next, so the separate acks are at most the last one (sent
+	// when the queue ran dry and the dequeue after it was a long poll).
+	if acks, dequeues := oc.count(wire.OpQueueAck), oc.count(wire.OpQueueDequeue); acks > 1 || dequeues < n {
+		t.Fatalf("%d separate acks and %d dequeues for %d messages", acks, dequeues, n)
 	}
 }

@@ -81,7 +81,17 @@ func (m *Machine) enqueue(now int64, cmd *command.Command, b storage.Batch) comm
 
 // dequeue leases up to COUNT ready messages (SEMANTICS §3.3). Finding none
 // is an Empty result, on which a blocking call parks.
+//
+// The value, empty in v1, may carry a seq list to ack first (our extension,
+// docs/protocol.md): a consumer then acks what it finished and leases what
+// comes next in one round trip and one durable write. A blocking call that
+// parks has applied its acks already; when it retries, acking them again
+// changes nothing.
 func (m *Machine) dequeue(now int64, cmd *command.Command, b storage.Batch) command.Result {
+	acks, err := seqList(cmd.Value)
+	if err != nil {
+		return command.Fail(err)
+	}
 	q := m.lookup(cmd.Namespace, cmd.Key)
 	if q == nil {
 		return command.Result{Body: emptyList(), Empty: true}
@@ -90,6 +100,7 @@ func (m *Machine) dequeue(now int64, cmd *command.Command, b storage.Batch) comm
 	vis := visibilityMs(cmd.Options)
 	detailed := cmd.Options.Flag(wire.TagMessageDetail)
 	woke := m.expire(q, now, b)
+	m.ack(q, acks, now, b)
 	body := make([]byte, 4, 64)
 	n := 0
 	var failure error
@@ -155,11 +166,8 @@ func (m *Machine) seqOp(op wire.Op, now int64, cmd *command.Command, b storage.B
 	var seqs []uint64
 	if !all {
 		var err error
-		if seqs, err = wire.DecodeSeqList(cmd.Value); err != nil {
-			return command.Fail(wire.Errorf(wire.StatusBadRequest, "malformed seq list"))
-		}
-		if len(seqs) > MaxSeqsPerCall {
-			return command.Fail(wire.Errorf(wire.StatusBadRequest, "%d seqs in one call, over the limit of %d", len(seqs), MaxSeqsPerCall))
+		if seqs, err = seqList(cmd.Value); err != nil {
+			return command.Fail(err)
 		}
 	}
 	var nackDelay int64
@@ -184,12 +192,7 @@ func (m *Machine) seqOp(op wire.Op, now int64, cmd *command.Command, b storage.B
 	var deleted uint64
 	switch op {
 	case wire.OpQueueAck:
-		for _, s := range seqs {
-			if msg := q.msgs[s]; msg != nil && msg.state != stateDLQ {
-				m.unplace(q, msg)
-				m.drop(b, q, msg, now)
-			}
-		}
+		m.ack(q, seqs, now, b)
 	case wire.OpQueueNack:
 		toDLQ := o.Flag(wire.TagSendToDLQ)
 		for _, s := range seqs {
@@ -246,6 +249,30 @@ func (m *Machine) seqOp(op wire.Op, now int64, cmd *command.Command, b storage.B
 		r.Wake = []string{q.wake}
 	}
 	return r
+}
+
+// seqList decodes the seq list of an ack, nack, touch, requeue, DLQ delete
+// or dequeue, within MaxSeqsPerCall.
+func seqList(value []byte) ([]uint64, error) {
+	seqs, err := wire.DecodeSeqList(value)
+	if err != nil {
+		return nil, wire.Errorf(wire.StatusBadRequest, "malformed seq list")
+	}
+	if len(seqs) > MaxSeqsPerCall {
+		return nil, wire.Errorf(wire.StatusBadRequest, "%d seqs in one call, over the limit of %d", len(seqs), MaxSeqsPerCall)
+	}
+	return seqs, nil
+}
+
+// ack removes the messages of seqs for good; seqs that are unknown or
+// dead-lettered are ignored.
+func (m *Machine) ack(q *queue, seqs []uint64, now int64, b storage.Batch) {
+	for _, s := range seqs {
+		if msg := q.msgs[s]; msg != nil && msg.state != stateDLQ {
+			m.unplace(q, msg)
+			m.drop(b, q, msg, now)
+		}
+	}
 }
 
 // nack ends msg's lease (or, with toDLQ, dead-letters a leased or ready

@@ -111,6 +111,11 @@ func runRandom(t *testing.T, seed uint64, steps int) {
 			if rng.IntN(2) == 0 {
 				opts = wire.AppendFlag(opts, wire.TagMessageDetail)
 			}
+			if rng.IntN(3) == 0 {
+				// Ack first, in the same command (docs/protocol.md).
+				listed = pickSeqs(name)
+				value = wire.AppendSeqList(nil, listed)
+			}
 		case k < 58:
 			op = wire.OpQueueAck
 		case k < 70:
@@ -206,7 +211,7 @@ func runRandom(t *testing.T, seed uint64, steps int) {
 				}
 				gone[qn][s] = true
 				switch {
-				case op == wire.OpQueueAck && st != stateDLQ && slices.Contains(listed, s):
+				case (op == wire.OpQueueAck || op == wire.OpQueueDequeue) && st != stateDLQ && slices.Contains(listed, s):
 				case op == wire.OpQueueDLQDelete && (st == stateDLQ || st == stateLeased) && (listed == nil || slices.Contains(listed, s)):
 					// Deleted from the DLQ, possibly just after its lease
 					// expired into it.
