@@ -22,14 +22,23 @@ import (
 //     the FIFO of pending hold ends is ordered by time.
 //  6. The schedule holds exactly the queues with time-driven work, at
 //     their next due time, in heap order.
+//  7. Only messages never delivered (ready or delayed) hold a payload, and
+//     the held bytes add up to the machine's count, within its budget.
 func (m *Machine) Check() error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	var errs []error
+	held := 0
 	for _, byName := range m.queues {
 		for _, q := range byName {
 			errs = append(errs, m.checkQueue(q)...)
+			for _, msg := range q.msgs {
+				held += len(msg.payload)
+			}
 		}
+	}
+	if held != m.payloadBytes || held > m.payloadBudget {
+		errs = append(errs, fmt.Errorf("held payloads: %d bytes, counted %d, budget %d", held, m.payloadBytes, m.payloadBudget))
 	}
 	for i, q := range m.sched {
 		if q.sidx != i {
@@ -53,6 +62,9 @@ func (m *Machine) checkQueue(q *queue) []error {
 			bad("message %d in both %s and %s", msg.seq, prev, where)
 		}
 		seen[msg] = where
+		if msg.payload != nil && (msg.deliveries > 0 || (msg.state != stateReady && msg.state != stateDelayed)) {
+			bad("message %d holds its payload while %s after %d deliveries", msg.seq, msg.state, msg.deliveries)
+		}
 		if q.msgs[msg.seq] != msg {
 			bad("message %d in %s but not in the message map", msg.seq, where)
 		}

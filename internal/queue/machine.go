@@ -62,6 +62,17 @@ type Limits struct {
 	MaxReplyBytes int
 }
 
+const (
+	// PayloadCacheBytes bounds the payloads the machine keeps in memory
+	// for messages that have not been delivered yet, so that a dequeue —
+	// which runs on the journal's apply goroutine — need not read them
+	// back from storage (docs/decisions/queue-payload-cache.md).
+	PayloadCacheBytes = 64 << 20
+	// PayloadCacheMax is the largest payload kept; bigger ones are read
+	// from storage, where their size dwarfs the cost of the read.
+	PayloadCacheMax = 64 << 10
+)
+
 // DefaultLimits returns the SEMANTICS defaults.
 func DefaultLimits() Limits {
 	return Limits{MaxDeliveries: 5, DLQMax: 10_000, DedupHold: 5 * time.Minute, MaxReplyBytes: 64 << 20}
@@ -86,6 +97,10 @@ type Machine struct {
 	kbuf   []byte                       // scratch key, reused by every write (Batch.Set copies)
 	vbuf   []byte                       // scratch value
 	checks int                          // operations checked (invariant builds)
+
+	// Payloads held in message.payload: bytes in use and the budget.
+	payloadBytes  int
+	payloadBudget int
 }
 
 // New returns a queue machine with the default limits, reading committed
@@ -108,7 +123,24 @@ func NewWithLimits(db storage.Reader, lim Limits) *Machine {
 	if lim.MaxReplyBytes <= 0 {
 		lim.MaxReplyBytes = d.MaxReplyBytes
 	}
-	return &Machine{db: db, lim: lim, queues: make(map[string]map[string]*queue)}
+	return &Machine{db: db, lim: lim, queues: make(map[string]map[string]*queue), payloadBudget: PayloadCacheBytes}
+}
+
+// holdPayload keeps a copy of msg's payload p if it fits the budget.
+func (m *Machine) holdPayload(msg *message, p []byte) {
+	if len(p) > PayloadCacheMax || m.payloadBytes+len(p) > m.payloadBudget {
+		return
+	}
+	msg.payload = append(make([]byte, 0, len(p)), p...)
+	m.payloadBytes += len(p)
+}
+
+// releasePayload forgets msg's held payload, if any.
+func (m *Machine) releasePayload(msg *message) {
+	if msg.payload != nil {
+		m.payloadBytes -= len(msg.payload)
+		msg.payload = nil
+	}
 }
 
 // WaitKey is the key a blocking dequeue on (ns, name) parks under.
@@ -300,6 +332,7 @@ func (m *Machine) unplace(q *queue, msg *message) {
 
 // drop deletes an unplaced message for good.
 func (m *Machine) drop(b storage.Batch, q *queue, msg *message, now int64) {
+	m.releasePayload(msg)
 	delete(q.msgs, msg.seq)
 	b.Delete(m.metaKey(q, msg.seq))
 	b.Delete(m.payloadKey(q, msg.seq))
@@ -310,6 +343,7 @@ func (m *Machine) drop(b storage.Batch, q *queue, msg *message, now int64) {
 // at, evicting the oldest entries if the DLQ is full. The caller writes
 // msg's metadata.
 func (m *Machine) toDLQ(q *queue, msg *message, at, now int64, b storage.Batch) {
+	m.releasePayload(msg)
 	for q.dlqLen >= m.lim.DLQMax && q.dlqHead != nil {
 		old := q.dlqHead
 		q.dlqRemove(old)

@@ -191,6 +191,7 @@ func (h *harness) reload() {
 		h.t.Fatalf("state differs after reload:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	m.now = h.m.now
+	m.payloadBudget = h.m.payloadBudget
 	h.m = m
 }
 
@@ -833,5 +834,66 @@ func TestMachine_ClockGoingBackAfterRestart(t *testing.T) {
 	}
 	if got := h.dequeue("q", 10, time.Second); len(got) != 2 {
 		t.Fatalf("dequeued %d", len(got))
+	}
+}
+
+// held reports whether the machine holds the payload of seq in queue name.
+func (h *harness) held(name string, seq uint64) bool {
+	h.m.mu.RLock()
+	defer h.m.mu.RUnlock()
+	return h.m.queues[h.ns][name].msgs[seq].payload != nil
+}
+
+func TestMachine_PayloadsHeldAtTheEdges(t *testing.T) {
+	h := setup(t, Limits{})
+	atMax := h.enqueue("jobs", strings.Repeat("x", PayloadCacheMax), enq{})
+	overMax := h.enqueue("jobs", strings.Repeat("y", PayloadCacheMax+1), enq{})
+	empty := h.enqueue("jobs", "", enq{})
+	if !h.held("jobs", atMax) || h.held("jobs", overMax) || !h.held("jobs", empty) {
+		t.Fatalf("held: %d-byte %v, %d-byte %v, empty %v", PayloadCacheMax, h.held("jobs", atMax),
+			PayloadCacheMax+1, h.held("jobs", overMax), h.held("jobs", empty))
+	}
+
+	// The budget: exactly full holds; one byte more does not, until a
+	// delivery frees room.
+	h = setup(t, Limits{})
+	h.m.payloadBudget = 10
+	first := h.enqueue("jobs", "0123456789", enq{})
+	second := h.enqueue("jobs", "a", enq{})
+	if !h.held("jobs", first) || h.held("jobs", second) {
+		t.Fatalf("budget 10: 10 bytes held %v, 1 more held %v", h.held("jobs", first), h.held("jobs", second))
+	}
+	if ms := h.dequeue("jobs", 1, 0); len(ms) != 1 || string(ms[0].Payload) != "0123456789" {
+		t.Fatalf("dequeue %+v", ms)
+	}
+	third := h.enqueue("jobs", "b", enq{})
+	if !h.held("jobs", third) || h.m.payloadBytes != 1 {
+		t.Fatalf("after a delivery freed the budget: held %v, %d bytes", h.held("jobs", third), h.m.payloadBytes)
+	}
+	if err := h.m.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A dequeue of a message whose payload is held does not read storage: with
+// the stored payload deleted behind the machine it still answers, and a
+// message that is not held fails.
+func TestMachine_DequeueServesHeldPayloads(t *testing.T) {
+	h := setup(t, Limits{})
+	h.m.payloadBudget = 5
+	heldSeq := h.enqueue("jobs", "held!", enq{})
+	storedSeq := h.enqueue("jobs", "stored", enq{})
+	q := h.m.queues[h.ns]["jobs"]
+	b := h.db.NewBatch()
+	b.Delete(h.m.payloadKey(q, heldSeq))
+	b.Delete(h.m.payloadKey(q, storedSeq))
+	if err := h.db.Commit(b, false); err != nil {
+		t.Fatal(err)
+	}
+	if ms := h.dequeue("jobs", 1, 0); len(ms) != 1 || string(ms[0].Payload) != "held!" {
+		t.Fatalf("held payload: %+v", ms)
+	}
+	if r := h.run(wire.OpQueueDequeue, "jobs", nil, wire.AppendU32(nil, wire.TagCount, 1)); r.Err == nil {
+		t.Fatal("dequeue of a message whose stored payload is gone succeeded: it did not read storage")
 	}
 }

@@ -64,6 +64,7 @@ func (m *Machine) enqueue(now int64, cmd *command.Command, b storage.Batch) comm
 		woke = true
 	}
 	b.Set(m.payloadKey(q, msg.seq), cmd.Value)
+	m.holdPayload(msg, cmd.Value)
 	m.putMeta(b, q, msg)
 	if hasDedup {
 		e := &dedupEntry{key: string(dedup), seq: msg.seq, until: now + int64(m.lim.DedupHold)}
@@ -106,13 +107,16 @@ func (m *Machine) dequeue(now int64, cmd *command.Command, b storage.Batch) comm
 	var failure error
 	for n < count && q.ready.Len() > 0 {
 		msg := q.ready.s[0]
-		payload, err := b.Get(m.payloadKey(q, msg.seq))
-		if err != nil {
-			if errors.Is(err, storage.ErrNotFound) {
-				err = errors.Join(ErrCorrupt, err)
+		payload := msg.payload
+		if payload == nil {
+			var err error
+			if payload, err = b.Get(m.payloadKey(q, msg.seq)); err != nil {
+				if errors.Is(err, storage.ErrNotFound) {
+					err = errors.Join(ErrCorrupt, err)
+				}
+				failure = err
+				break
 			}
-			failure = err
-			break
 		}
 		if n > 0 && len(body)+len(payload) > m.lim.MaxReplyBytes {
 			break
@@ -130,6 +134,8 @@ func (m *Machine) dequeue(now int64, cmd *command.Command, b storage.Batch) comm
 			fillDetail(&wm, msg)
 		}
 		body = wire.AppendQueueMessage(body, &wm, detailed)
+		// Redeliveries are the exception; they read storage.
+		m.releasePayload(msg)
 		n++
 	}
 	m.end(q, b)

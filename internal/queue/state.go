@@ -47,6 +47,11 @@ type message struct {
 	idx        int    // index in queue.ready or queue.timers
 	reason     string // last failure reason, shown by the DLQ
 	dedup      *dedupEntry
+	// payload is a copy of the stored payload while the message waits for
+	// its first delivery, within the machine's payload budget; nil when not
+	// held (a dequeue then reads storage). Never nil for an empty payload
+	// that is held.
+	payload []byte
 
 	// DLQ membership (state == stateDLQ).
 	dlqPos     uint64 // DLQ order: oldest entry has the smallest

@@ -163,6 +163,7 @@ func (m *Machine) Load(r storage.Reader) error {
 	defer m.mu.Unlock()
 	m.queues = make(map[string]map[string]*queue)
 	m.sched = nil
+	m.payloadBytes = 0 // loaded messages hold no payloads
 	var loadErr error
 	var cur *queue
 	dlq := map[*queue][]*message{}
