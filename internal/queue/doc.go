@@ -14,7 +14,12 @@
 //
 // # Memory
 //
-// Each queue keeps the metadata of its messages (not the payloads) in:
+// Each queue keeps the metadata of its messages in the structures below;
+// payloads stay in storage, except that a message not yet delivered keeps a
+// copy of its payload while the machine-wide budget allows (PayloadCacheBytes),
+// so the common enqueue → dequeue → ack path reads nothing back.
+//
+// The metadata is in:
 //
 //   - a map from seq to message;
 //   - the ready heap, ordered by priority (higher first) then position;

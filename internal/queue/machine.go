@@ -80,7 +80,8 @@ func DefaultLimits() Limits {
 
 // Machine is the queue state machine. Message metadata, heaps and the DLQ
 // are kept in memory (rebuilt by Load); payloads are read from storage when
-// a message is delivered or listed.
+// a message is listed or redelivered, and also on a first delivery unless
+// the message still holds the copy enqueue kept (PayloadCacheBytes).
 //
 // Concurrency: Apply runs on the journal goroutine; reads (peek, DLQ list,
 // stats) and NextDue run on other goroutines. mu guards every field below

@@ -36,6 +36,22 @@ class QueueTest(ServerTestCase):
         await q.ack("tasks", [999999])  # unknown seqs are ignored
         self.assertEqual((await q.peek("tasks", 10)).messages, [])
 
+    async def test_dequeue_acks_first(self) -> None:
+        q = self.client.queue
+        for p in (b"a", b"b", b"c"):
+            await q.enqueue("acks", p)
+        first = (await q.dequeue("acks")).messages
+        nxt = (await q.dequeue("acks", 1, DequeueOptions(ack=[first[0].seq]))).messages
+        self.assertEqual([m.payload for m in nxt], [b"b"])
+        st = await q.stats("acks")
+        self.assertEqual((st.ready, st.in_flight), (1, 1))  # a acked, b leased, c ready
+        last = (await q.dequeue("acks", 5, DequeueOptions(ack=[nxt[0].seq]))).messages
+        self.assertEqual([m.payload for m in last], [b"c"])
+        # Acks count even when nothing is left to dequeue.
+        self.assertEqual((await q.dequeue("acks", 1, DequeueOptions(ack=[last[0].seq]))).messages, [])
+        st = await q.stats("acks")
+        self.assertEqual((st.ready, st.delayed, st.in_flight, st.dlq), (0, 0, 0, 0))
+
     async def test_dequeue_count_and_unknown_queue(self) -> None:
         q = self.client.queue
         for i in range(5):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 from .results import StreamID
 
@@ -89,13 +89,16 @@ class DequeueOptions:
     """Options for ``queue.dequeue``; ``block_ms`` follows the rules of :class:`GetOptions`.
 
     ``detailed`` asks for each message's priority, delivery count, enqueue time
-    and last failure reason (a flo extension).
+    and last failure reason (a flo extension). ``ack`` lists seqs to acknowledge
+    before dequeuing, in the same request and durable write (a flo extension):
+    a consumer that finished a message and wants the next pays one round trip.
     """
 
     block_ms: Optional[int] = None
     visibility_timeout_ms: Optional[int] = None
     namespace: Optional[str] = None
     detailed: bool = False
+    ack: Optional[Sequence[int]] = None
 
 
 @dataclass

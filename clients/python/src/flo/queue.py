@@ -52,8 +52,10 @@ class QueueClient:
         """
         o = options or DequeueOptions()
         opts = wire.dequeue_options(count, o.visibility_timeout_ms, o.block_ms) + _detail(o.detailed)
+        acks = seq_list(o.ack or [])
         _, reply = await self._client.request(
-            OpCode.QUEUE_DEQUEUE, namespace_of(o), name_bytes(queue, "queue"), b"", opts, block_ms=o.block_ms,
+            OpCode.QUEUE_DEQUEUE, namespace_of(o), name_bytes(queue, "queue"),
+            wire.encode_seq_list(acks) if acks else b"", opts, block_ms=o.block_ms,
         )
         return DequeueResult(messages=wire.decode_message_list(reply, o.detailed))
 
