@@ -69,27 +69,30 @@ func (c *completions) wait(ctx context.Context, id string) (time.Time, error) {
 	}
 }
 
-// startWorkers runs n workers with conc concurrent task loops each until the
-// case ends; onTask is called with each claimed task before it is completed.
+// startWorkers runs n workers, each the SDK's TaskWorker with conc handlers
+// on its own connection, until the case ends; onTask is called with each
+// claimed task before it is completed, onDone once the server has accepted
+// its completion.
 func startWorkers(ctx context.Context, e *Env, addr string, n, conc int, onTask func(t *flo.Task), onDone func(t *flo.Task)) error {
-	types := []string{benchAction}
 	clients := make([]*flo.Client, n)
 	for w := range clients {
 		c, err := e.floClient(ctx, addr)
 		if err != nil {
 			return err
 		}
-		if err := c.Worker.Register(ctx, workerID(w), types, &flo.WorkerRegisterOptions{Capacity: conc}); err != nil {
-			return fmt.Errorf("register worker: %w", err)
-		}
 		clients[w] = c
 	}
 	// Registered after the clients, so it runs before they close: the
-	// loops stop first and a closed client is never reported as a failure.
+	// workers stop first and a closed client is never reported as a failure.
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var failures atomic.Int64
 	var firstErr atomic.Value
+	fail := func(err error) {
+		if ctx.Err() == nil && failures.Add(1) == 1 {
+			firstErr.Store(err)
+		}
+	}
 	e.OnStop(func() {
 		cancel()
 		wg.Wait()
@@ -98,31 +101,30 @@ func startWorkers(ctx context.Context, e *Env, addr string, n, conc int, onTask 
 		}
 	})
 	for w, c := range clients {
-		id := workerID(w)
-		for range conc {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for ctx.Err() == nil {
-					t, err := c.Worker.Await(ctx, id, types, &flo.WorkerAwaitOptions{Block: time.Second})
-					if err == nil && t != nil {
-						if onTask != nil {
-							onTask(t)
-						}
-						err = c.Worker.Complete(ctx, id, t.ID, t.Input, nil)
-						if err == nil && onDone != nil {
-							onDone(t)
-						}
-					}
-					if err != nil && ctx.Err() == nil {
-						if failures.Add(1) == 1 {
-							firstErr.Store(err)
-						}
-						time.Sleep(10 * time.Millisecond)
-					}
+		tw := flo.NewTaskWorker(c, workerID(w), &flo.TaskWorkerOptions{
+			Concurrency:  conc,
+			Block:        time.Second,
+			DrainTimeout: time.Second,
+			OnError:      fail,
+			OnOutcome: func(t *flo.Task, err error) {
+				if err == nil && onDone != nil {
+					onDone(t)
 				}
-			}()
-		}
+			},
+		})
+		tw.Handle(benchAction, func(_ context.Context, t *flo.Task) ([]byte, error) {
+			if onTask != nil {
+				onTask(t)
+			}
+			return t.Input, nil
+		}, nil)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := tw.Run(ctx); err != nil {
+				fail(err)
+			}
+		}()
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -712,7 +713,18 @@ func runWorker(t *testing.T, w *flo.TaskWorker) (stop func()) {
 func TestTaskWorker_RetriesPermanentAndPanics(t *testing.T) {
 	c, _ := actSetup(t)
 	var errs atomic.Int64
-	w := flo.NewTaskWorker(c, "w", &flo.TaskWorkerOptions{Concurrency: 4, Block: time.Second, OnError: func(error) { errs.Add(1) }})
+	var mu sync.Mutex
+	outcomes := map[string][]string{} // run id -> outcome per attempt ("ok" or the error)
+	w := flo.NewTaskWorker(c, "w", &flo.TaskWorkerOptions{Concurrency: 4, Block: time.Second, OnError: func(error) { errs.Add(1) },
+		OnOutcome: func(t *flo.Task, err error) {
+			o := "ok"
+			if err != nil {
+				o = err.Error()
+			}
+			mu.Lock()
+			outcomes[t.ID] = append(outcomes[t.ID], o)
+			mu.Unlock()
+		}})
 	two := 2
 	w.Handle("flaky", func(ctx context.Context, t *flo.Task) ([]byte, error) {
 		if t.Attempt < 2 {
@@ -744,6 +756,15 @@ func TestTaskWorker_RetriesPermanentAndPanics(t *testing.T) {
 	}
 	if w.Completed() != 1 || w.Failed() != 3 || errs.Load() != 0 {
 		t.Fatalf("completed %d, failed %d, errors %d", w.Completed(), w.Failed(), errs.Load())
+	}
+	// Each attempt's outcome was seen once, after the server had it.
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[string][]string{r1: {"transient", "ok"}, r2: {`bad input "x"`}, r3: {"panic: kaboom"}}
+	for id, o := range want {
+		if !slices.Equal(outcomes[id], o) {
+			t.Fatalf("outcomes of %s: %q, want %q", id, outcomes[id], o)
+		}
 	}
 }
 

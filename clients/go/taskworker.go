@@ -64,6 +64,11 @@ type TaskWorkerOptions struct {
 	// OnError, if set, receives errors the worker cannot return: failed
 	// awaits, touches and reports. It must not block.
 	OnError func(error)
+	// OnOutcome, if set, is called once per claimed task after its outcome
+	// has been reported: err is nil when the server accepted the handler's
+	// result (the run is completed), otherwise the handler's error or the
+	// reason the report failed. It must not block.
+	OnOutcome func(t *Task, err error)
 }
 
 // TaskWorker runs handlers for actions: it registers as a worker, claims
@@ -228,21 +233,30 @@ func (w *TaskWorker) execute(hctx context.Context, t *Task, h TaskHandler) {
 	}
 	switch {
 	case err == nil:
-		if w.reportCall(func(ctx context.Context) error {
+		err = w.reportCall(func(ctx context.Context) error {
 			return w.c.Worker.Complete(ctx, w.id, t.ID, result, &WorkerCompleteOptions{Namespace: w.o.Namespace})
-		}, "complete", t) {
+		}, "complete", t)
+		if err == nil {
 			w.completed.Add(1)
 		}
+		w.outcome(t, err)
 		return
 	case hctx.Err() != nil:
 		err = fmt.Errorf("worker stopped: %w", err)
 	}
 	msg := truncateFailMessage(err.Error(), maxFailMessageBytes)
 	noRetry := IsPermanent(err) && hctx.Err() == nil
-	if w.reportCall(func(ctx context.Context) error {
+	if rerr := w.reportCall(func(ctx context.Context) error {
 		return w.c.Worker.Fail(ctx, w.id, t.ID, msg, &WorkerFailOptions{Namespace: w.o.Namespace, NoRetry: noRetry})
-	}, "fail", t) {
+	}, "fail", t); rerr == nil {
 		w.failed.Add(1)
+	}
+	w.outcome(t, err)
+}
+
+func (w *TaskWorker) outcome(t *Task, err error) {
+	if w.o.OnOutcome != nil {
+		w.o.OnOutcome(t, err)
 	}
 }
 
@@ -285,18 +299,19 @@ func (w *TaskWorker) keepAlive(t *Task) (stop func()) {
 }
 
 // reportCall sends a complete or fail, retrying connection failures a few
-// times; a server verdict (OK or an error status) is final. It reports
-// whether the server accepted the report.
-func (w *TaskWorker) reportCall(call func(context.Context) error, what string, t *Task) bool {
+// times; a server verdict (OK or an error status) is final. It returns nil
+// if the server accepted the report, else the (reported) error.
+func (w *TaskWorker) reportCall(call func(context.Context) error, what string, t *Task) error {
 	delay := 50 * time.Millisecond
 	for try := 0; ; try++ {
 		err := call(context.Background())
 		if err == nil {
-			return true
+			return nil
 		}
 		if try >= 4 || !(errors.Is(err, ErrConnection) || errors.Is(err, context.DeadlineExceeded)) {
-			w.report(fmt.Errorf("flo: worker %s: %s %s: %w", w.id, what, t.ID, err))
-			return false
+			err = fmt.Errorf("flo: worker %s: %s %s: %w", w.id, what, t.ID, err)
+			w.report(err)
+			return err
 		}
 		time.Sleep(delay)
 		delay *= 2
