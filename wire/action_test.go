@@ -2,7 +2,9 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -234,7 +236,35 @@ func FuzzActionDecoders(f *testing.F) {
 			_ = AppendWorkerList(nil, &v)
 		}
 		_, _ = DecodeTaskTypes(b)
+		_, _, _ = DecodeAwaitCompletions(b)
+		_, _, _ = DecodeTaskBatchStatuses(b)
 		_, _ = DecodeTaskReport(b)
 		_, _ = DecodeActionListRequest(b)
 	})
+}
+
+func TestAwaitCompletions_RoundTripAndTruncation(t *testing.T) {
+	t.Parallel()
+	reports := []TaskReport{{TaskID: []byte("run-1"), Data: []byte("result")}, {TaskID: []byte("run-2"), Data: []byte{}}}
+	value := AppendAwaitCompletions(AppendTaskTypes(nil, []string{"a", "b"}), reports)
+	types, got, err := DecodeAwaitCompletions(value)
+	if err != nil || !reflect.DeepEqual(types, []string{"a", "b"}) || len(got) != 2 ||
+		string(got[0].TaskID) != "run-1" || string(got[0].Data) != "result" || string(got[1].TaskID) != "run-2" || len(got[1].Data) != 0 {
+		t.Fatalf("decoded %q %+v, %v", types, got, err)
+	}
+	for n := 0; n < len(value); n++ {
+		if _, _, err := DecodeAwaitCompletions(value[:n]); err == nil {
+			t.Fatalf("value cut at %d of %d decoded", n, len(value))
+		}
+	}
+
+	tasks := []TaskAssignment{{TaskID: []byte("run-3"), TaskType: []byte("a"), CreatedMs: 5, Attempt: 1, Input: []byte("in")}}
+	reply := append(binary.LittleEndian.AppendUint32(AppendTaskBatch(nil, tasks), 2), byte(StatusOK), byte(StatusConflict))
+	gt, st, err := DecodeTaskBatchStatuses(reply)
+	if err != nil || len(gt) != 1 || string(gt[0].TaskID) != "run-3" || !reflect.DeepEqual(st, []Status{StatusOK, StatusConflict}) {
+		t.Fatalf("reply decoded %+v %v, %v", gt, st, err)
+	}
+	if _, _, err := DecodeTaskBatchStatuses(reply[:len(reply)-1]); err == nil {
+		t.Fatal("reply missing a status decoded")
+	}
 }

@@ -91,3 +91,15 @@ func TruncateMessage(msg string) string {
 	}
 	return msg[:cut]
 }
+
+// StatusOf is the status a reply carries for err: OK for nil, the status of
+// an *Error, INTERNAL for anything else.
+func StatusOf(err error) Status {
+	switch e := err.(type) {
+	case nil:
+		return StatusOK
+	case *Error:
+		return e.Status
+	}
+	return StatusInternal
+}

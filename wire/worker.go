@@ -121,6 +121,66 @@ func AppendTaskReport(dst []byte, r *TaskReport) []byte {
 	return append(AppendBytes16(dst, r.TaskID), r.Data...)
 }
 
+// TagCompletions (flo's extension, a flag on WORKER_AWAIT with COUNT) says
+// the value carries completions after the task-type list, each applied as
+// WORKER_COMPLETE from the awaiting worker before any task is claimed; the
+// batch reply is then followed by one status per completion. See
+// AppendAwaitCompletions and docs/protocol.md.
+const TagCompletions Tag = 0x74
+
+// AppendAwaitCompletions appends the completions section of a WORKER_AWAIT
+// value (after the task-type list):
+//
+//	[count:u32] count × ([report_len:u32][task report])
+func AppendAwaitCompletions(dst []byte, reports []TaskReport) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(reports)))
+	for i := range reports {
+		r := &reports[i]
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(2+len(r.TaskID)+len(r.Data)))
+		dst = AppendTaskReport(dst, r)
+	}
+	return dst
+}
+
+// DecodeAwaitCompletions decodes a WORKER_AWAIT value with TagCompletions:
+// the task-type list, then the completions. Slices alias b.
+func DecodeAwaitCompletions(b []byte) ([]string, []TaskReport, error) {
+	d := NewDecoder(b)
+	types := decodeTaskTypes(d)
+	n := d.U32()
+	if d.Err() != nil {
+		return nil, nil, d.Err()
+	}
+	if uint64(n) > uint64(d.Len())/6 {
+		return nil, nil, ErrTruncated
+	}
+	reports := make([]TaskReport, 0, n)
+	for i := uint32(0); i < n; i++ {
+		r, err := DecodeTaskReport(d.Bytes32())
+		if err != nil || d.Err() != nil {
+			return nil, nil, ErrTruncated
+		}
+		reports = append(reports, r)
+	}
+	return types, reports, nil
+}
+
+// DecodeTaskBatchStatuses decodes a batch await reply followed by the
+// completion statuses of an await with TagCompletions. Slices alias b.
+func DecodeTaskBatchStatuses(b []byte) ([]TaskAssignment, []Status, error) {
+	d := NewDecoder(b)
+	tasks := decodeTaskBatch(d)
+	m := d.U32()
+	if d.Err() != nil || uint64(m) > uint64(d.Len()) {
+		return nil, nil, ErrTruncated
+	}
+	statuses := make([]Status, m)
+	for i := range statuses {
+		statuses[i] = Status(d.U8())
+	}
+	return tasks, statuses, d.Err()
+}
+
 // DecodeTaskReport decodes a complete/fail value. Slices alias b.
 func DecodeTaskReport(b []byte) (TaskReport, error) {
 	d := NewDecoder(b)
@@ -320,17 +380,24 @@ func AppendTaskBatch(dst []byte, tasks []TaskAssignment) []byte {
 // DecodeTaskBatch decodes a batch await reply. Slices alias b.
 func DecodeTaskBatch(b []byte) ([]TaskAssignment, error) {
 	d := NewDecoder(b)
+	tasks := decodeTaskBatch(d)
+	return tasks, d.Err()
+}
+
+func decodeTaskBatch(d *Decoder) []TaskAssignment {
 	n := d.U32()
 	if uint64(n) > uint64(d.Len())/20 {
-		return nil, ErrTruncated
+		d.err = ErrTruncated
+		return nil
 	}
 	tasks := make([]TaskAssignment, 0, n)
 	for i := uint32(0); i < n; i++ {
 		a, err := DecodeTaskAssignment(d.Bytes32())
 		if err != nil || d.Err() != nil {
-			return nil, ErrTruncated
+			d.err = ErrTruncated
+			return nil
 		}
 		tasks = append(tasks, a)
 	}
-	return tasks, d.Err()
+	return tasks
 }

@@ -13,6 +13,7 @@ import (
 
 	flo "github.com/floruntime/flo/clients/go"
 	"github.com/floruntime/flo/flotest"
+	"github.com/floruntime/flo/wire"
 )
 
 // actSetup starts a server and returns a client for it.
@@ -1037,5 +1038,106 @@ func TestWorker_AwaitBatch(t *testing.T) {
 	id := actInvoke(t, c, "b", "late", nil)
 	if tasks := <-got; len(tasks) != 1 || tasks[0].ID != id {
 		t.Fatalf("woken batch = %v", tasks)
+	}
+}
+
+func TestWorker_CompleteAndAwait(t *testing.T) {
+	c, ctx := actSetup(t)
+	actRegister(t, c, "b", time.Minute, 0)
+	var ids []string
+	for i := range 4 {
+		ids = append(ids, actInvoke(t, c, "b", fmt.Sprint(i), nil))
+	}
+	first, err := c.Worker.AwaitBatch(ctx, "w", []string{"b"}, 2, nil)
+	if err != nil || len(first) != 2 {
+		t.Fatalf("first claim %v, %v", first, err)
+	}
+	// One failed for good, so its completion is refused; one unknown.
+	if err := c.Worker.Fail(ctx, "w", first[1].ID, "boom", &flo.WorkerFailOptions{NoRetry: true}); err != nil {
+		t.Fatal(err)
+	}
+	done := []flo.TaskCompletion{{TaskID: first[0].ID, Result: []byte("r0")}, {TaskID: first[1].ID, Result: []byte("r1")}, {TaskID: "run-424242"}}
+	next, results, err := c.Worker.CompleteAndAwait(ctx, "w", done, []string{"b"}, 10, nil)
+	if err != nil || len(next) != 2 || len(results) != 3 {
+		t.Fatalf("CompleteAndAwait = %v, %v, %v", next, results, err)
+	}
+	if results[0] != nil || !errors.Is(results[1], flo.ErrConflict) || !errors.Is(results[2], flo.ErrNotFound) {
+		t.Fatalf("results %v", results)
+	}
+	if st := actStatus(t, c, first[0].ID); st.State != flo.RunCompleted || string(st.Result) != "r0" {
+		t.Fatalf("completed run = %+v", st)
+	}
+	if st := actStatus(t, c, first[1].ID); st.State != flo.RunFailed {
+		t.Fatalf("refused completion changed the run: %+v", st)
+	}
+	if next[0].ID != ids[2] || next[1].ID != ids[3] {
+		t.Fatalf("claimed %s, %s; want %s, %s", next[0].ID, next[1].ID, ids[2], ids[3])
+	}
+	// With nothing to claim it does not wait, whatever Block says, and the
+	// completions still count.
+	start := time.Now()
+	more, results, err := c.Worker.CompleteAndAwait(ctx, "w", []flo.TaskCompletion{{TaskID: next[0].ID}, {TaskID: next[1].ID, Result: []byte("r3")}},
+		[]string{"b"}, 10, &flo.WorkerAwaitOptions{Block: 5 * time.Second})
+	if err != nil || len(more) != 0 || results[0] != nil || results[1] != nil || time.Since(start) > 4*time.Second {
+		t.Fatalf("empty CompleteAndAwait = %v, %v, %v after %v", more, results, err, time.Since(start))
+	}
+	if st := actStatus(t, c, ids[3]); st.State != flo.RunCompleted || string(st.Result) != "r3" {
+		t.Fatalf("run completed with an empty claim = %+v", st)
+	}
+	// The limit: 100 completions per call; 101 is refused whole.
+	id := actInvoke(t, c, "b", "x", nil)
+	claimed, err := c.Worker.AwaitBatch(ctx, "w", []string{"b"}, 1, nil)
+	if err != nil || len(claimed) != 1 || claimed[0].ID != id {
+		t.Fatalf("claim %v, %v", claimed, err)
+	}
+	many := make([]flo.TaskCompletion, 101)
+	for i := range many {
+		many[i] = flo.TaskCompletion{TaskID: fmt.Sprint("run-", 900000+i)}
+	}
+	many[0].TaskID = id
+	if _, _, err := c.Worker.CompleteAndAwait(ctx, "w", many, []string{"b"}, 1, nil); !errors.Is(err, flo.ErrBadRequest) {
+		t.Fatalf("101 completions: %v", err)
+	}
+	if st := actStatus(t, c, id); st.State != flo.RunRunning {
+		t.Fatalf("a refused call completed a run: %+v", st)
+	}
+	if _, results, err := c.Worker.CompleteAndAwait(ctx, "w", many[:100], []string{"b"}, 1, nil); err != nil || results[0] != nil || !errors.Is(results[99], flo.ErrNotFound) {
+		t.Fatalf("100 completions: %v, %v", results, err)
+	}
+	if st := actStatus(t, c, id); st.State != flo.RunCompleted {
+		t.Fatalf("run after 100 completions = %+v", st)
+	}
+}
+
+func TestTaskWorker_CompletionsRideOnClaims(t *testing.T) {
+	srv := flotest.Start(t, flotest.Options{})
+	t.Parallel()
+	c := srv.Client(t, flo.Options{})
+	actRegister(t, c, "job", time.Minute, 0)
+	const n = 200
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = actInvoke(t, c, "job", fmt.Sprint(i), nil)
+	}
+	oc := countOps(t, srv.Addr)
+	wc := flotest.Dial(t, oc.addr, flo.Options{})
+	var outcomes atomic.Int64
+	w := flo.NewTaskWorker(wc, "w", &flo.TaskWorkerOptions{Concurrency: 8, Block: 200 * time.Millisecond,
+		OnError:   func(err error) { t.Error(err) },
+		OnOutcome: func(_ *flo.Task, err error) { outcomes.Add(1) }})
+	w.Handle("job", func(_ context.Context, t *flo.Task) ([]byte, error) { return append([]byte("done "), t.Input...), nil }, nil)
+	stop := runWorker(t, w)
+	for i, id := range ids {
+		if st := actWaitState(t, c, id, flo.RunCompleted, 10*time.Second); string(st.Result) != fmt.Sprint("done ", i) {
+			t.Fatalf("run %d = %+v", i, st)
+		}
+	}
+	stop()
+	if w.Completed() != n || outcomes.Load() != n {
+		t.Fatalf("completed %d, outcomes %d; want %d", w.Completed(), outcomes.Load(), n)
+	}
+	// Most results went out with the claims that followed them.
+	if alone := oc.count(wire.OpWorkerComplete); alone > n/4 {
+		t.Fatalf("%d of %d completions sent on their own", alone, n)
 	}
 }

@@ -88,6 +88,30 @@ type TaskWorker struct {
 
 	completed atomic.Int64
 	failed    atomic.Int64
+
+	rider completeRider
+}
+
+// completeRider holds the results of finished handlers for the poll loop's
+// next claim, which sends them with it (Worker.CompleteAndAwait): one
+// request and one durable write complete those runs and claim the next
+// tasks. A result is held only while no await that may wait for work is in
+// flight: the loop then claims as soon as the finished handler frees its
+// slot, or as soon as the claim in flight (which carries results, so it
+// does not wait) returns. It is sent on its own while a waiting await is
+// in flight, after a failed await (the retry waits out a backoff), and
+// once the worker is stopping.
+type completeRider struct {
+	mu      sync.Mutex
+	held    []heldResult
+	waiting int  // awaits in flight that may wait for work
+	failed  bool // the last await failed
+	stopped bool
+}
+
+type heldResult struct {
+	t      *Task
+	result []byte
 }
 
 // NewTaskWorker returns a worker with ID workerID using c. Add handlers
@@ -177,6 +201,10 @@ func (w *TaskWorker) Run(ctx context.Context) error {
 		return fmt.Errorf("flo: register worker %q: %w", w.id, err)
 	}
 
+	w.rider.mu.Lock()
+	w.rider.held, w.rider.failed, w.rider.stopped = nil, false, false
+	w.rider.mu.Unlock()
+
 	// Handlers run under hctx, which outlives ctx by the drain timeout.
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hcancel()
@@ -190,6 +218,9 @@ func (w *TaskWorker) Run(ctx context.Context) error {
 		}()
 	}
 	pollers.Wait()
+	// Nothing claims any more: send what is held now, and after the drain
+	// whatever a handler held while the loop was stopping.
+	w.flushHeld(false)
 	drained := make(chan struct{})
 	go func() { running.Wait(); close(drained) }()
 	timer := time.NewTimer(w.o.DrainTimeout)
@@ -200,28 +231,116 @@ func (w *TaskWorker) Run(ctx context.Context) error {
 		hcancel()
 		<-drained
 	}
+	w.flushHeld(true)
 	return nil
+}
+
+// flushHeld sends the held results on their own; with stop, nothing is
+// held any more.
+func (w *TaskWorker) flushHeld(stop bool) {
+	w.rider.mu.Lock()
+	held := w.rider.held
+	w.rider.held = nil
+	w.rider.stopped = w.rider.stopped || stop
+	w.rider.mu.Unlock()
+	for _, h := range held {
+		w.completeAlone(h.t, h.result)
+	}
 }
 
 // poll claims tasks while ctx lasts, as many per await as there are free
 // handler slots.
 func (w *TaskWorker) poll(ctx, hctx context.Context, types []string, handlers map[string]TaskHandler, slots chan struct{}, running *sync.WaitGroup) {
 	pullLoop(ctx, slots, maxAwaitBatch, 5*time.Second,
-		func(n int) ([]*Task, error) {
-			return w.c.Worker.AwaitBatch(ctx, w.id, types, n, &WorkerAwaitOptions{Namespace: w.o.Namespace, Block: w.o.Block, Lease: w.o.Lease})
-		},
-		func(t *Task) { w.execute(hctx, t, handlers[t.ActionName]) },
+		func(n int) ([]*Task, error) { return w.claim(ctx, types, n) },
+		func(t *Task) { w.execute(ctx, hctx, t, handlers[t.ActionName]) },
 		func(err error) bool {
 			w.report(fmt.Errorf("flo: worker %s: await: %w", w.id, err))
 			return false
 		}, running)
 }
 
-// maxAwaitBatch is the server's limit on tasks per await.
+// maxAwaitBatch is the server's limit on tasks (and completions) per await.
 const maxAwaitBatch = 100
 
-// execute runs one task and reports its outcome.
-func (w *TaskWorker) execute(hctx context.Context, t *Task, h TaskHandler) {
+// claim awaits up to n tasks, sending the held results with the call.
+func (w *TaskWorker) claim(ctx context.Context, types []string, n int) ([]*Task, error) {
+	r := &w.rider
+	r.mu.Lock()
+	held := r.held
+	r.held = nil
+	wait := len(held) == 0
+	if wait {
+		r.waiting++
+	}
+	r.mu.Unlock()
+	o := &WorkerAwaitOptions{Namespace: w.o.Namespace, Block: w.o.Block, Lease: w.o.Lease}
+	var tasks []*Task
+	var results []error
+	var err error
+	if len(held) == 0 {
+		tasks, err = w.c.Worker.AwaitBatch(ctx, w.id, types, n, o)
+	} else {
+		done := make([]TaskCompletion, len(held))
+		for i, h := range held {
+			done[i] = TaskCompletion{TaskID: h.t.ID, Result: h.result}
+		}
+		tasks, results, err = w.c.Worker.CompleteAndAwait(ctx, w.id, done, types, n, o)
+	}
+	r.mu.Lock()
+	if wait {
+		r.waiting--
+	}
+	r.failed = err != nil
+	r.mu.Unlock()
+	for i, h := range held {
+		if err != nil {
+			// Whether they were applied is unknown; completing again is
+			// harmless (the first terminal report wins).
+			w.completeAlone(h.t, h.result)
+			continue
+		}
+		if results[i] != nil {
+			results[i] = fmt.Errorf("flo: worker %s: complete %s: %w", w.id, h.t.ID, results[i])
+			w.report(results[i])
+		}
+		w.completed.Add(boolInt(results[i] == nil))
+		w.outcome(h.t, results[i])
+	}
+	return tasks, err
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// hold keeps a handler's result for the next claim if one is about to
+// happen, and reports whether it did.
+func (w *TaskWorker) hold(ctx context.Context, t *Task, result []byte) bool {
+	r := &w.rider
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.waiting > 0 || r.failed || r.stopped || ctx.Err() != nil || len(r.held) >= maxAwaitBatch {
+		return false
+	}
+	r.held = append(r.held, heldResult{t, result})
+	return true
+}
+
+// completeAlone reports a result with its own Complete call.
+func (w *TaskWorker) completeAlone(t *Task, result []byte) {
+	err := w.reportCall(func(ctx context.Context) error {
+		return w.c.Worker.Complete(ctx, w.id, t.ID, result, &WorkerCompleteOptions{Namespace: w.o.Namespace})
+	}, "complete", t)
+	w.completed.Add(boolInt(err == nil))
+	w.outcome(t, err)
+}
+
+// execute runs one task and reports its outcome; ctx is the poll loop's.
+func (w *TaskWorker) execute(ctx, hctx context.Context, t *Task, h TaskHandler) {
 	var result []byte
 	var err error
 	if h == nil {
@@ -233,13 +352,9 @@ func (w *TaskWorker) execute(hctx context.Context, t *Task, h TaskHandler) {
 	}
 	switch {
 	case err == nil:
-		err = w.reportCall(func(ctx context.Context) error {
-			return w.c.Worker.Complete(ctx, w.id, t.ID, result, &WorkerCompleteOptions{Namespace: w.o.Namespace})
-		}, "complete", t)
-		if err == nil {
-			w.completed.Add(1)
+		if !w.hold(ctx, t, result) {
+			w.completeAlone(t, result)
 		}
-		w.outcome(t, err)
 		return
 	case hctx.Err() != nil:
 		err = fmt.Errorf("worker stopped: %w", err)

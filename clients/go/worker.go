@@ -98,26 +98,83 @@ func (w *Worker) Await(ctx context.Context, workerID string, taskTypes []string,
 // none; then it claims every task available at that instant, up to maxTasks.
 // It returns an empty slice and no error when there is none.
 func (w *Worker) AwaitBatch(ctx context.Context, workerID string, taskTypes []string, maxTasks int, o *WorkerAwaitOptions) ([]*Task, error) {
+	tasks, _, err := w.awaitBatch(ctx, workerID, taskTypes, maxTasks, nil, o)
+	return tasks, err
+}
+
+// TaskCompletion is a task's result for CompleteAndAwait.
+type TaskCompletion struct {
+	TaskID string
+	Result []byte
+}
+
+// CompleteAndAwait completes done, each as Complete would, and then claims
+// up to maxTasks tasks like AwaitBatch — in one request and one durable
+// write (a flo extension). It never waits for tasks, whatever o.Block
+// says, so the results of done come back at once. results[i] is nil when
+// done[i] was accepted, else the error Complete would have returned; err is
+// for the call as a whole (then none of done may have been applied, or all).
+// At most 100 completions per call.
+func (w *Worker) CompleteAndAwait(ctx context.Context, workerID string, done []TaskCompletion, taskTypes []string, maxTasks int, o *WorkerAwaitOptions) (tasks []*Task, results []error, err error) {
+	reports := make([]wire.TaskReport, len(done))
+	for i, d := range done {
+		reports[i] = wire.TaskReport{TaskID: []byte(d.TaskID), Data: d.Result}
+	}
+	var noWait WorkerAwaitOptions
+	if o != nil {
+		noWait = *o
+	}
+	noWait.Block = 0
+	tasks, statuses, err := w.awaitBatch(ctx, workerID, taskTypes, maxTasks, reports, &noWait)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(statuses) != len(done) {
+		return nil, nil, fmt.Errorf("flo: %d completion statuses for %d completions", len(statuses), len(done))
+	}
+	results = make([]error, len(done))
+	for i, st := range statuses {
+		if st != wire.StatusOK {
+			results[i] = &wire.Error{Status: st, Message: fmt.Sprintf("complete %s: %s", done[i].TaskID, st)}
+		}
+	}
+	return tasks, results, nil
+}
+
+// awaitBatch sends a batch await, with completions when reports is not
+// nil, and decodes the tasks (and the completions' statuses).
+func (w *Worker) awaitBatch(ctx context.Context, workerID string, taskTypes []string, maxTasks int, reports []wire.TaskReport, o *WorkerAwaitOptions) ([]*Task, []wire.Status, error) {
 	if o == nil {
 		o = &WorkerAwaitOptions{}
 	}
 	if maxTasks < 1 {
-		return nil, fmt.Errorf("%w: batch size %d", ErrBadRequest, maxTasks)
+		return nil, nil, fmt.Errorf("%w: batch size %d", ErrBadRequest, maxTasks)
 	}
 	opts := wire.AppendU32(nil, wire.TagCount, uint32(min(maxTasks, 1<<31)))
 	if o.Lease > 0 {
 		opts = wire.AppendU32(opts, wire.TagTimeoutMs, uint32(min(max(o.Lease.Milliseconds(), 1), 1<<32-1)))
 	}
+	value := wire.AppendTaskTypes(nil, taskTypes)
+	if reports != nil {
+		opts = wire.AppendFlag(opts, wire.TagCompletions)
+		value = wire.AppendAwaitCompletions(value, reports)
+	}
 	body, err := w.c.call(ctx, request{
 		op: wire.OpWorkerAwait, namespace: o.Namespace, key: []byte(workerID),
-		value: wire.AppendTaskTypes(nil, taskTypes), options: opts, block: o.Block,
+		value: value, options: opts, block: o.Block,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	as, err := wire.DecodeTaskBatch(body)
+	var as []wire.TaskAssignment
+	var statuses []wire.Status
+	if reports != nil {
+		as, statuses, err = wire.DecodeTaskBatchStatuses(body)
+	} else {
+		as, err = wire.DecodeTaskBatch(body)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("flo: decode task batch: %w", err)
+		return nil, nil, fmt.Errorf("flo: decode task batch: %w", err)
 	}
 	tasks := make([]*Task, len(as))
 	for i, a := range as {
@@ -126,7 +183,7 @@ func (w *Worker) AwaitBatch(ctx context.Context, workerID string, taskTypes []st
 			Attempt: int(a.Attempt), CreatedAt: time.UnixMilli(a.CreatedMs),
 		}
 	}
-	return tasks, nil
+	return tasks, statuses, nil
 }
 
 // WorkerCompleteOptions configures Worker.Complete.

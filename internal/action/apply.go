@@ -413,9 +413,23 @@ func (t *txn) await(cmd *command.Command) command.Result {
 	if err := checkName("worker id", cmd.Key); err != nil {
 		return command.Fail(err)
 	}
-	types, err := wire.DecodeTaskTypes(cmd.Value)
+	// With TagCompletions (flo's extension) the value also carries
+	// completions, applied before claiming; the reply then ends with a
+	// status per completion.
+	withCompletions := cmd.Options.Flag(wire.TagCompletions)
+	var types []string
+	var reports []wire.TaskReport
+	var err error
+	if withCompletions {
+		types, reports, err = wire.DecodeAwaitCompletions(cmd.Value)
+	} else {
+		types, err = wire.DecodeTaskTypes(cmd.Value)
+	}
 	if err != nil {
-		return badRequest("malformed task type list: %v", err)
+		return badRequest("malformed await value: %v", err)
+	}
+	if len(reports) > MaxAwaitBatch {
+		return badRequest("%d completions in one await, over the limit of %d", len(reports), MaxAwaitBatch)
 	}
 	if len(types) == 0 {
 		return badRequest("task_types must not be empty")
@@ -439,9 +453,19 @@ func (t *txn) await(cmd *command.Command) command.Result {
 			}
 		}
 	}
+	var statuses []byte
+	for _, rep := range reports {
+		statuses = append(statuses, byte(wire.StatusOf(t.completeReport(cmd.Key, rep).Err)))
+	}
+	if t.err != nil {
+		return command.Result{}
+	}
 	// COUNT (flo's extension) asks for up to that many tasks in the batch
 	// layout; without it one task comes back in the v1 layout.
 	n, batch := cmd.Options.Uint(wire.TagCount)
+	if withCompletions && !batch {
+		return badRequest("completions need COUNT (the batch layout)")
+	}
 	n = min(max(n, 1), MaxAwaitBatch)
 	if !batch {
 		n = 1
@@ -464,7 +488,11 @@ func (t *txn) await(cmd *command.Command) command.Result {
 	}
 	switch {
 	case batch:
-		return command.Result{Body: wire.AppendTaskBatch(make([]byte, 0, 4+size+4*len(claimed)), claimed), Empty: len(claimed) == 0}
+		body := wire.AppendTaskBatch(make([]byte, 0, 4+size+4*len(claimed)+4+len(statuses)), claimed)
+		if withCompletions {
+			body = append(binary.LittleEndian.AppendUint32(body, uint32(len(statuses))), statuses...)
+		}
+		return command.Result{Body: body, Empty: len(claimed) == 0}
 	case len(claimed) == 0:
 		return command.Result{Empty: true}
 	}
@@ -556,10 +584,15 @@ func (t *txn) complete(cmd *command.Command) command.Result {
 	if err != nil {
 		return badRequest("malformed complete value: %v", err)
 	}
+	return t.completeReport(cmd.Key, rep)
+}
+
+// completeReport completes the run rep names with rep's result, for worker.
+func (t *txn) completeReport(worker []byte, rep wire.TaskReport) command.Result {
 	if len(rep.Data) > MaxInputBytes {
 		return badRequest("result is %d bytes, over the %d-byte limit", len(rep.Data), MaxInputBytes)
 	}
-	w, _ := t.worker(cmd.Key, false)
+	w, _ := t.worker(worker, false)
 	r, live := t.lookup(rep.TaskID)
 	switch {
 	case r == nil:

@@ -199,13 +199,9 @@ type slot struct {
 func newSlot(id uint64) *slot { return &slot{requestID: id, done: make(chan struct{})} }
 
 func (sl *slot) complete(r command.Result) {
-	switch err := r.Err.(type) {
-	case nil:
-		sl.status, sl.body = wire.StatusOK, r.Body
-	case *wire.Error:
-		sl.status, sl.body = err.Status, []byte(wire.TruncateMessage(err.Message))
-	default:
-		sl.status, sl.body = wire.StatusInternal, []byte(wire.TruncateMessage(err.Error()))
+	sl.status, sl.body = wire.StatusOf(r.Err), r.Body
+	if r.Err != nil {
+		sl.body = []byte(wire.TruncateMessage(r.Err.Error()))
 	}
 	close(sl.done)
 }
