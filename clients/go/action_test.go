@@ -1,6 +1,7 @@
 package flo_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -1139,5 +1140,29 @@ func TestTaskWorker_CompletionsRideOnClaims(t *testing.T) {
 	// Most results went out with the claims that followed them.
 	if alone := oc.count(wire.OpWorkerComplete); alone > n/4 {
 		t.Fatalf("%d of %d completions sent on their own", alone, n)
+	}
+}
+
+// Results too big to travel together with a claim are sent on their own:
+// eight 3 MiB results would not fit one frame.
+func TestTaskWorker_BigResultsGoAlone(t *testing.T) {
+	c, _ := actSetup(t)
+	actRegister(t, c, "big", time.Minute, 0)
+	const n = 8
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = actInvoke(t, c, "big", fmt.Sprint(i), nil)
+	}
+	w := flo.NewTaskWorker(c, "w", &flo.TaskWorkerOptions{Concurrency: n, Block: 200 * time.Millisecond,
+		OnError: func(err error) { t.Error(err) }})
+	w.Handle("big", func(_ context.Context, t *flo.Task) ([]byte, error) {
+		return bytes.Repeat(t.Input, 3<<20), nil
+	}, nil)
+	runWorker(t, w)
+	for i, id := range ids {
+		st := actWaitState(t, c, id, flo.RunCompleted, 20*time.Second)
+		if len(st.Result) != 3<<20 || st.Result[0] != byte('0'+i) {
+			t.Fatalf("run %d: %d-byte result", i, len(st.Result))
+		}
 	}
 }

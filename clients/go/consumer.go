@@ -133,10 +133,13 @@ type ackRider struct {
 	stopped  bool // flushed: Consume is returning
 }
 
+// maxHeldAcks is the server's limit on seqs per call (queue.MaxSeqsPerCall).
+const maxHeldAcks = 10_000
+
 // ack acknowledges seq now or holds it for the next dequeue.
 func (a *ackRider) ack(ctx context.Context, seq uint64) {
 	a.mu.Lock()
-	if !a.inFlight && !a.failed && !a.stopped && a.loop.Err() == nil {
+	if !a.inFlight && !a.failed && !a.stopped && a.loop.Err() == nil && len(a.held) < maxHeldAcks {
 		a.held = append(a.held, seq)
 		a.mu.Unlock()
 		return

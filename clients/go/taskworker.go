@@ -102,11 +102,12 @@ type TaskWorker struct {
 // in flight, after a failed await (the retry waits out a backoff), and
 // once the worker is stopping.
 type completeRider struct {
-	mu      sync.Mutex
-	held    []heldResult
-	waiting int  // awaits in flight that may wait for work
-	failed  bool // the last await failed
-	stopped bool
+	mu        sync.Mutex
+	held      []heldResult
+	heldBytes int  // bytes of the held results
+	waiting   int  // awaits in flight that may wait for work
+	failed    bool // the last await failed
+	stopped   bool
 }
 
 type heldResult struct {
@@ -202,7 +203,7 @@ func (w *TaskWorker) Run(ctx context.Context) error {
 	}
 
 	w.rider.mu.Lock()
-	w.rider.held, w.rider.failed, w.rider.stopped = nil, false, false
+	w.rider.held, w.rider.heldBytes, w.rider.failed, w.rider.stopped = nil, 0, false, false
 	w.rider.mu.Unlock()
 
 	// Handlers run under hctx, which outlives ctx by the drain timeout.
@@ -240,7 +241,7 @@ func (w *TaskWorker) Run(ctx context.Context) error {
 func (w *TaskWorker) flushHeld(stop bool) {
 	w.rider.mu.Lock()
 	held := w.rider.held
-	w.rider.held = nil
+	w.rider.held, w.rider.heldBytes = nil, 0
 	w.rider.stopped = w.rider.stopped || stop
 	w.rider.mu.Unlock()
 	for _, h := range held {
@@ -268,7 +269,7 @@ func (w *TaskWorker) claim(ctx context.Context, types []string, n int) ([]*Task,
 	r := &w.rider
 	r.mu.Lock()
 	held := r.held
-	r.held = nil
+	r.held, r.heldBytes = nil, 0
 	wait := len(held) == 0
 	if wait {
 		r.waiting++
@@ -323,12 +324,18 @@ func (w *TaskWorker) hold(ctx context.Context, t *Task, result []byte) bool {
 	r := &w.rider
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.waiting > 0 || r.failed || r.stopped || ctx.Err() != nil || len(r.held) >= maxAwaitBatch {
+	if r.waiting > 0 || r.failed || r.stopped || ctx.Err() != nil || len(r.held) >= maxAwaitBatch ||
+		r.heldBytes+len(result) > maxHeldBytes {
 		return false
 	}
 	r.held = append(r.held, heldResult{t, result})
+	r.heldBytes += len(result)
 	return true
 }
+
+// maxHeldBytes bounds the results one claim carries, far below the
+// server's frame limit: a big result goes on its own.
+const maxHeldBytes = 1 << 20
 
 // completeAlone reports a result with its own Complete call.
 func (w *TaskWorker) completeAlone(t *Task, result []byte) {
