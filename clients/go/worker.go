@@ -112,9 +112,11 @@ type TaskCompletion struct {
 // up to maxTasks tasks like AwaitBatch — in one request and one durable
 // write (a flo extension). It never waits for tasks, whatever o.Block
 // says, so the results of done come back at once. results[i] is nil when
-// done[i] was accepted, else the error Complete would have returned; err is
-// for the call as a whole (then none of done may have been applied, or all).
-// At most 100 completions per call.
+// done[i] was accepted, else the error Complete would have returned. err is
+// for the call as a whole: with a server error nothing was applied; with a
+// connection error either all of done were applied or none, and sending
+// them again is harmless (the first terminal report wins). At most 100
+// completions per call.
 func (w *Worker) CompleteAndAwait(ctx context.Context, workerID string, done []TaskCompletion, taskTypes []string, maxTasks int, o *WorkerAwaitOptions) (tasks []*Task, results []error, err error) {
 	reports := make([]wire.TaskReport, len(done))
 	for i, d := range done {

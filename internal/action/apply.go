@@ -441,6 +441,12 @@ func (t *txn) await(cmd *command.Command) command.Result {
 	if leaseMs > MaxLeaseMs {
 		return badRequest("timeout_ms %d is over the limit of %d", leaseMs, MaxLeaseMs)
 	}
+	// COUNT (flo's extension) asks for up to that many tasks in the batch
+	// layout; without it one task comes back in the v1 layout.
+	n, batch := cmd.Options.Uint(wire.TagCount)
+	if withCompletions && !batch {
+		return badRequest("completions need COUNT (the batch layout)")
+	}
 	known := t.m.workers[t.ns+"\x00"+string(cmd.Key)] != nil
 	w, werr := t.worker(cmd.Key, true)
 	if werr != nil {
@@ -459,12 +465,6 @@ func (t *txn) await(cmd *command.Command) command.Result {
 	}
 	if t.err != nil {
 		return command.Result{}
-	}
-	// COUNT (flo's extension) asks for up to that many tasks in the batch
-	// layout; without it one task comes back in the v1 layout.
-	n, batch := cmd.Options.Uint(wire.TagCount)
-	if withCompletions && !batch {
-		return badRequest("completions need COUNT (the batch layout)")
 	}
 	n = min(max(n, 1), MaxAwaitBatch)
 	if !batch {

@@ -579,3 +579,42 @@ func TestMachine_AwaitBatchLimits(t *testing.T) {
 		t.Fatalf("claimed %d large tasks, want 2", n)
 	}
 }
+
+// An await with completions is refused whole when it is malformed or lacks
+// COUNT: nothing is completed.
+func TestMachine_AwaitCompletionsRefusedWhole(t *testing.T) {
+	t.Parallel()
+	h := setup(t, Limits{})
+	h.ok(t0, registerReq("job", 60_000, 0))
+	id := string(h.ok(t0, invokeReq("job", "in", 0, "")).Body)
+	claimedID := string(claimed(t, h.ok(t0, awaitReq("w", "job"))).TaskID)
+	if claimedID != id {
+		t.Fatalf("claimed %s, invoked %s", claimedID, id)
+	}
+	withCompletions := func(count bool, value []byte) req {
+		r := req{op: wire.OpWorkerAwait, key: "w", value: value, opts: wire.AppendFlag(nil, wire.TagCompletions)}
+		if count {
+			r.opts = wire.AppendU32(r.opts, wire.TagCount, 10)
+		}
+		return r
+	}
+	value := wire.AppendAwaitCompletions(wire.AppendTaskTypes(nil, []string{"job"}), []wire.TaskReport{{TaskID: []byte(id), Data: []byte("out")}})
+	for name, r := range map[string]req{
+		"no COUNT":  withCompletions(false, value),
+		"truncated": withCompletions(true, value[:len(value)-1]),
+	} {
+		if res := h.apply(t0+1, r); wire.StatusOf(res.Err) != wire.StatusBadRequest {
+			t.Fatalf("%s: %v", name, res.Err)
+		}
+		if st := h.status(t0+1, id); st.State != wire.RunRunning {
+			t.Fatalf("%s: the run is %v", name, st.State)
+		}
+	}
+	res := h.ok(t0+2, withCompletions(true, value))
+	if tasks, statuses, err := wire.DecodeTaskBatchStatuses(res.Body); err != nil || len(tasks) != 0 || len(statuses) != 1 || statuses[0] != wire.StatusOK {
+		t.Fatalf("await with completions = %v %v, %v", tasks, statuses, err)
+	}
+	if st := h.status(t0+2, id); st.State != wire.RunCompleted || string(st.Output) != "out" {
+		t.Fatalf("after the completion: %+v", st)
+	}
+}
