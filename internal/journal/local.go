@@ -46,6 +46,7 @@ type Local struct {
 
 	submit chan proposal
 	synced chan syncedGroup
+	wake   func(keys []string) []Proposal // see WakeWriters
 	mu     sync.RWMutex // guards closed against concurrent Submit
 	closed bool
 	done   chan struct{}
@@ -56,6 +57,22 @@ type proposal struct {
 	cmd  *command.Command
 	done func(command.Result)
 }
+
+// Proposal is a command with its done callback, as Submit takes them.
+type Proposal struct {
+	Cmd  *command.Command
+	Done func(command.Result)
+}
+
+// WakeWriters sets the hook through which a group takes in the parked
+// writes its own commands wake: after a command is applied, wake gets the
+// keys its result signals and returns commands to apply next in the same
+// group (a claim woken by an invoke, a dequeue woken by an enqueue), so one
+// commit — and in Sync one fsync — covers both. Their done callbacks run
+// like any other's, after the group is durable. wake runs on the apply
+// goroutine and must not block or call Submit. Set it before the first
+// Submit.
+func (l *Local) WakeWriters(wake func(keys []string) []Proposal) { l.wake = wake }
 
 type syncedGroup struct {
 	wait    func() error
@@ -160,9 +177,15 @@ func (l *Local) applyLoop() {
 
 func (l *Local) applyGroup(props []proposal) {
 	b := l.db.NewBatch()
-	results := make([]command.Result, len(props))
-	for i, p := range props {
-		results[i] = l.applier.Apply(p.cmd, b)
+	results := make([]command.Result, 0, len(props))
+	for i := 0; i < len(props); i++ { // props grows with woken writes
+		r := l.applier.Apply(props[i].cmd, b)
+		results = append(results, r)
+		if l.wake != nil && len(r.Wake) > 0 {
+			for _, p := range l.wake(r.Wake) {
+				props = append(props, proposal{cmd: p.Cmd, done: p.Done})
+			}
+		}
 	}
 	if l.opts.Durability != Sync {
 		if err := l.db.Commit(b, false); err != nil {

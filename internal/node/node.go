@@ -65,6 +65,11 @@ func New(f *fsm.FSM, j journal.Journal, o Options) *Node {
 		retries: make(chan *call, 1024),
 		stop:    make(chan struct{}),
 	}
+	if l, ok := j.(interface {
+		WakeWriters(func(keys []string) []journal.Proposal)
+	}); ok {
+		l.WakeWriters(n.wakeWriters)
+	}
 	n.stopped.Add(2)
 	go n.pulseLoop()
 	go n.retryLoop()
@@ -172,15 +177,48 @@ func (n *Node) attempt(c *call) {
 		n.finishAttempt(c, c.handler.Read(c.cmd))
 		return
 	}
-	err := n.j.Submit(c.cmd, func(r command.Result) {
+	err := n.j.Submit(c.cmd, n.attemptDone(c))
+	if err != nil {
+		n.finishAttempt(c, command.Fail(wire.Errorf(wire.StatusInternal, "server is shutting down")))
+	}
+}
+
+// attemptDone is the done callback of an attempt of c that went through the
+// journal.
+func (n *Node) attemptDone(c *call) func(command.Result) {
+	return func(r command.Result) {
 		for _, k := range r.Wake {
 			n.signal(k)
 		}
 		n.finishAttempt(c, r)
-	})
-	if err != nil {
-		n.finishAttempt(c, command.Fail(wire.Errorf(wire.StatusInternal, "server is shutting down")))
 	}
+}
+
+// wakeWriters is the journal's WakeWriters hook: for each key, the first
+// parked write (as a signal would pick it) is attempted at once, in the
+// group of the command that signalled, instead of after that command is
+// durable — one fsync for both. The signal that follows the commit still
+// goes out, so reads and later writes are reached as before; a write that
+// was woken here and is still running then only notes it (signalled).
+func (n *Node) wakeWriters(keys []string) []journal.Proposal {
+	var out []journal.Proposal
+	n.mu.Lock()
+	for _, k := range keys {
+		for _, c := range n.waiters[k] {
+			if c.finished || c.handler.Kind != command.Write {
+				continue
+			}
+			if !c.running && !c.expired {
+				c.running = true
+				c.woken = true
+				c.cmd.Time = n.now()
+				out = append(out, journal.Proposal{Cmd: c.cmd, Done: n.attemptDone(c)})
+			}
+			break // a signal reaches only the first write
+		}
+	}
+	n.mu.Unlock()
+	return out
 }
 
 // finishAttempt delivers r, or parks c again when r is empty and c may wait.
