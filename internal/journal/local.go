@@ -47,7 +47,7 @@ type Local struct {
 	submit chan proposal
 	synced chan syncedGroup
 	wake   func(keys []string) []Proposal // see WakeWriters
-	mu     sync.RWMutex // guards closed against concurrent Submit
+	mu     sync.RWMutex                   // guards closed against concurrent Submit
 	closed bool
 	done   chan struct{}
 	fatal  func(error)
