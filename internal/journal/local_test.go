@@ -178,3 +178,71 @@ func TestCommand_EncodingRoundTrips(t *testing.T) {
 		t.Fatalf("bad version: %v", err)
 	}
 }
+
+// groupApplier records, for each command, how many groups had committed
+// before it was applied.
+type groupApplier struct {
+	setApplier
+	mu        sync.Mutex
+	committed int
+	group     map[string]int
+}
+
+func (g *groupApplier) Committed() {
+	g.mu.Lock()
+	g.committed++
+	g.mu.Unlock()
+}
+
+func (g *groupApplier) Apply(cmd *command.Command, b storage.Batch) command.Result {
+	g.mu.Lock()
+	g.group[string(cmd.Key)] = g.committed
+	g.mu.Unlock()
+	return g.setApplier.Apply(cmd, b)
+}
+
+func TestLocal_WokenWritesJoinTheGroup(t *testing.T) {
+	t.Parallel()
+	for _, d := range []Durability{Sync, Interval} {
+		db, err := storage.Open("data", storage.Options{FS: vfs.NewMem()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		app := &groupApplier{group: map[string]int{}}
+		j := NewLocal(db, app, LocalOptions{Durability: d, FlushInterval: time.Hour}, func(err error) { panic(err) })
+		var order []string
+		var mu sync.Mutex
+		record := func(name string) func(command.Result) {
+			return func(command.Result) { mu.Lock(); order = append(order, name); mu.Unlock() }
+		}
+		// "a" wakes the write parked on it, which reads what "a" wrote.
+		var woken command.Result
+		parked := &command.Command{Key: []byte("b"), Value: []byte("from b")}
+		j.WakeWriters(func(keys []string) []Proposal {
+			if len(keys) != 1 || keys[0] != "a" {
+				return nil
+			}
+			return []Proposal{{Cmd: parked, Done: func(r command.Result) { woken = r; record("b")(r) }}}
+		})
+		done := make(chan command.Result, 1)
+		if err := j.Submit(&command.Command{Key: []byte("a"), Value: []byte("from a")}, func(r command.Result) { record("a")(r); done <- r }); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		if fmt.Sprint(order) != "[a b]" {
+			t.Fatalf("%s: done order %v", d, order)
+		}
+		mu.Unlock()
+		if woken.Err != nil || app.group["a"] != app.group["b"] {
+			t.Fatalf("%s: woken write in group %d, its waker in %d (%v)", d, app.group["b"], app.group["a"], woken.Err)
+		}
+		if v, err := db.Get([]byte("b")); err != nil || string(v) != "from b" {
+			t.Fatalf("%s: woken write not committed: %q, %v", d, v, err)
+		}
+		db.Close()
+	}
+}
