@@ -1166,3 +1166,34 @@ func TestTaskWorker_BigResultsGoAlone(t *testing.T) {
 		}
 	}
 }
+
+// Completions sent with a claim are as durable as Complete: after kill -9
+// the completed run keeps its result and the claimed one is retried.
+func TestAction_Kill9KeepsCompletionsSentWithClaims(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := flotest.StartProcess(t, "")
+	c := flotest.Dial(t, p.Addr, flo.Options{})
+	actRegister(t, c, "job", 500*time.Millisecond, 2)
+	a := actInvoke(t, c, "job", "a", nil)
+	b := actInvoke(t, c, "job", "b", nil)
+	if task := actAwait(t, c, "w", []string{"job"}, 0); task.ID != a {
+		t.Fatalf("claimed %s, want %s", task.ID, a)
+	}
+	next, results, err := c.Worker.CompleteAndAwait(ctx, "w", []flo.TaskCompletion{{TaskID: a, Result: []byte("result-a")}}, []string{"job"}, 1, nil)
+	if err != nil || results[0] != nil || len(next) != 1 || next[0].ID != b {
+		t.Fatalf("CompleteAndAwait = %v, %v, %v", next, results, err)
+	}
+	p.Kill()
+	c.Close()
+
+	p = flotest.StartProcess(t, p.DataDir)
+	c = flotest.Dial(t, p.Addr, flo.Options{})
+	if st := actStatus(t, c, a); st.State != flo.RunCompleted || string(st.Result) != "result-a" {
+		t.Fatalf("completed run after restart = %+v", st)
+	}
+	task := actAwait(t, c, "w2", []string{"job"}, 5*time.Second)
+	if task.ID != b || task.Attempt != 2 {
+		t.Fatalf("retry after restart = %+v", task)
+	}
+}

@@ -942,3 +942,35 @@ func TestQueue_ConsumeAcksRideOnDequeues(t *testing.T) {
 		t.Fatalf("%d separate acks and %d dequeues for %d messages", acks, dequeues, n)
 	}
 }
+
+// Acks sent with a dequeue are as durable as Ack: after kill -9 the messages
+// they acked never come back, and the lease the same call took does.
+func TestQueue_Kill9KeepsAcksSentWithDequeue(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := flotest.StartProcess(t, dir)
+	c := flotest.Dial(t, p.Addr, flo.Options{})
+	enqueueAll(t, c, "jobs", "a", "b", "c", "d")
+	const vis = 2 * time.Second
+	first := mustDequeue(t, c, "jobs", 2, &flo.QueueDequeueOptions{Visibility: vis})
+	leased := mustDequeue(t, c, "jobs", 1, &flo.QueueDequeueOptions{Visibility: vis, Ack: queueSeqs(first)})
+	if got := queuePayloads(leased); !slices.Equal(got, []string{"c"}) {
+		t.Fatalf("dequeue with acks: %q", got)
+	}
+	p.Kill()
+
+	p2 := flotest.StartProcess(t, dir)
+	c2 := flotest.Dial(t, p2.Addr, flo.Options{})
+	var got []string
+	deadline := time.Now().Add(15 * time.Second)
+	for len(got) < 2 && time.Now().Before(deadline) {
+		got = append(got, queuePayloads(mustDequeue(t, c2, "jobs", 10, &flo.QueueDequeueOptions{Block: time.Second, Visibility: time.Minute}))...)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"c", "d"}) {
+		t.Fatalf("after restart: %q, want c (its lease expired) and d", got)
+	}
+	if ms := mustDequeue(t, c2, "jobs", 10, &flo.QueueDequeueOptions{Block: 300 * time.Millisecond}); len(ms) != 0 {
+		t.Fatalf("acked messages came back: %q", queuePayloads(ms))
+	}
+}
