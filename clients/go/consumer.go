@@ -51,7 +51,9 @@ type QueueConsumeOptions struct {
 // for as many messages as it has free handlers, runs up to Concurrency
 // handlers at once, keeps each message leased while its handler runs, acks
 // the message when the handler succeeds and nacks it when it fails, each
-// exactly once. When ctx ends it stops dequeuing, waits for running
+// exactly once. An ack usually travels with the next dequeue, which follows
+// at once (one round trip for both); it goes on its own when no dequeue is
+// about to happen. When ctx ends it stops dequeuing, waits for running
 // handlers (see DrainTimeout; a handler that ignores its context is still
 // waited for), settles their messages and returns nil. A long poll cut short
 // by the cancellation may have leased messages nobody will see; like any

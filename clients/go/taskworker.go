@@ -75,8 +75,9 @@ type TaskWorkerOptions struct {
 // tasks with long polls, runs up to Concurrency handlers at once, renews
 // their leases while they run, and reports each outcome exactly once
 // (complete on success; fail with retry on an error or panic; fail without
-// retry on a Permanent error). Cancelling Run's context stops claiming and
-// drains the running handlers.
+// retry on a Permanent error). A result usually travels with the next claim,
+// which follows at once (Worker.CompleteAndAwait). Cancelling Run's context
+// stops claiming and drains the running handlers.
 type TaskWorker struct {
 	c  *Client
 	id string
