@@ -98,23 +98,9 @@ func floCycleDriver(durability string, ackNext bool) func(ctx context.Context, e
 		}
 		return floConns(addr, func(_ int, c *flo.Client) Op {
 			seqs := make([]uint64, 1)
-			if ackNext {
-				var o flo.QueueDequeueOptions
-				return func(ctx context.Context) (Done, error) {
-					ms, err := c.Queue.Dequeue(ctx, benchQueue, 1, &o)
-					if err != nil {
-						return Done{}, err
-					}
-					if len(ms) == 0 {
-						return Done{}, ErrDrained
-					}
-					seqs[0] = ms[0].Seq
-					o.Ack = seqs
-					return Done{}, nil
-				}
-			}
+			var o flo.QueueDequeueOptions
 			return func(ctx context.Context) (Done, error) {
-				ms, err := c.Queue.Dequeue(ctx, benchQueue, 1, nil)
+				ms, err := c.Queue.Dequeue(ctx, benchQueue, 1, &o)
 				if err != nil {
 					return Done{}, err
 				}
@@ -122,6 +108,10 @@ func floCycleDriver(durability string, ackNext bool) func(ctx context.Context, e
 					return Done{}, ErrDrained
 				}
 				seqs[0] = ms[0].Seq
+				if ackNext {
+					o.Ack = seqs // acked by the next dequeue
+					return Done{}, nil
+				}
 				return Done{}, c.Queue.Ack(ctx, benchQueue, seqs, nil)
 			}
 		}), nil

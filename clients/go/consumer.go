@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 )
@@ -88,12 +89,31 @@ func (q *Queue) Consume(ctx context.Context, queue string, handler QueueHandler,
 	slots := make(chan struct{}, cfg.Concurrency)
 	var running sync.WaitGroup
 	var closed error
-	acks := &ackRider{loop: ctx, q: q, queue: queue, ns: &QueueOptions{Namespace: cfg.Namespace}, report: report}
+	// Acks of handlers that succeed ride on the next dequeue when one is
+	// about to happen (rider); a dequeue that fails sends its acks on their
+	// own (acking twice is harmless).
+	acks := &rider[uint64]{maxItems: maxHeldAcks, maxBytes: math.MaxInt}
+	settle := context.WithoutCancel(hctx) // acks must outlive the handlers
+	ns := &QueueOptions{Namespace: cfg.Namespace}
+	sendAcks := func(seqs []uint64) {
+		if len(seqs) == 0 {
+			return
+		}
+		if err := q.Ack(settle, queue, seqs, ns); err != nil {
+			report(fmt.Errorf("queue %q: ack of %d messages: %w", queue, len(seqs), err))
+		}
+	}
 	pullLoop(ctx, slots, cfg.Concurrency, 5*time.Second,
 		func(n int) ([]QueueMessage, error) {
-			return acks.dequeue(ctx, n, &QueueDequeueOptions{Namespace: cfg.Namespace, Block: cfg.Poll, Visibility: cfg.Visibility})
+			held, waits := acks.take(true)
+			ms, err := q.Dequeue(ctx, queue, n, &QueueDequeueOptions{Namespace: cfg.Namespace, Block: cfg.Poll, Visibility: cfg.Visibility, Ack: held})
+			acks.fetched(waits, err)
+			if err != nil {
+				sendAcks(held)
+			}
+			return ms, err
 		},
-		func(m QueueMessage) { q.consumeOne(hctx, queue, &m, handler, &cfg, acks, report) },
+		func(m QueueMessage) { q.consumeOne(ctx, hctx, queue, &m, handler, &cfg, acks, report) },
 		func(err error) bool {
 			if errors.Is(err, ErrClosed) {
 				closed = err
@@ -102,6 +122,9 @@ func (q *Queue) Consume(ctx context.Context, queue string, handler QueueHandler,
 			report(fmt.Errorf("queue %q: dequeue: %w", queue, err))
 			return false
 		}, &running)
+	// Nothing dequeues any more: send the held acks now, and after the
+	// drain whatever a handler held while the loop was ending.
+	sendAcks(acks.drain())
 	drained := make(chan struct{})
 	go func() { running.Wait(); close(drained) }()
 	select {
@@ -110,87 +133,16 @@ func (q *Queue) Consume(ctx context.Context, queue string, handler QueueHandler,
 		cancelHandlers()
 		<-drained
 	}
-	acks.flush(context.WithoutCancel(hctx))
+	sendAcks(acks.drain())
 	return closed
-}
-
-// ackRider lets the acks of Consume ride on its next dequeue (the
-// QueueDequeueOptions.Ack extension), so a consumer pays one round trip
-// and one durable write per message instead of two. An ack is held only
-// while the pull loop is about to dequeue — it waits for the slot the
-// finished handler frees — never while a dequeue is in flight (a long poll
-// would hold it for up to Poll) or after a failed one (the retry waits out
-// a backoff); then, and once Consume is stopping, acks are sent on their own.
-type ackRider struct {
-	loop   context.Context // Consume's: once it ends, nothing more is dequeued
-	q      *Queue
-	queue  string
-	ns     *QueueOptions
-	report func(error)
-
-	mu       sync.Mutex
-	held     []uint64
-	inFlight bool // a dequeue is running
-	failed   bool // the last dequeue failed
-	stopped  bool // flushed: Consume is returning
 }
 
 // maxHeldAcks is the server's limit on seqs per call (queue.MaxSeqsPerCall).
 const maxHeldAcks = 10_000
 
-// ack acknowledges seq now or holds it for the next dequeue.
-func (a *ackRider) ack(ctx context.Context, seq uint64) {
-	a.mu.Lock()
-	if !a.inFlight && !a.failed && !a.stopped && a.loop.Err() == nil && len(a.held) < maxHeldAcks {
-		a.held = append(a.held, seq)
-		a.mu.Unlock()
-		return
-	}
-	a.mu.Unlock()
-	a.report(wrapSettle(a.queue, seq, "ack", a.q.Ack(ctx, a.queue, []uint64{seq}, a.ns)))
-}
-
-// dequeue dequeues with the held acks. If the call fails they are sent on
-// their own (acking twice is harmless), and acks are not held again until
-// a dequeue succeeds.
-func (a *ackRider) dequeue(ctx context.Context, n int, o *QueueDequeueOptions) ([]QueueMessage, error) {
-	a.mu.Lock()
-	o.Ack, a.held = a.held, nil
-	a.inFlight = true
-	a.mu.Unlock()
-	ms, err := a.q.Dequeue(ctx, a.queue, n, o)
-	a.mu.Lock()
-	a.inFlight = false
-	a.failed = err != nil
-	a.mu.Unlock()
-	if err != nil && len(o.Ack) > 0 {
-		a.send(context.WithoutCancel(ctx), o.Ack)
-	}
-	return ms, err
-}
-
-// flush ends holding and sends what is held; Consume calls it once its
-// handlers have finished.
-func (a *ackRider) flush(ctx context.Context) {
-	a.mu.Lock()
-	held := a.held
-	a.held = nil
-	a.stopped = true
-	a.mu.Unlock()
-	a.send(ctx, held)
-}
-
-func (a *ackRider) send(ctx context.Context, seqs []uint64) {
-	if len(seqs) == 0 {
-		return
-	}
-	if err := a.q.Ack(ctx, a.queue, seqs, a.ns); err != nil {
-		a.report(fmt.Errorf("queue %q: ack of %d messages: %w", a.queue, len(seqs), err))
-	}
-}
-
-// consumeOne runs the handler on m with its lease kept alive, then settles m.
-func (q *Queue) consumeOne(hctx context.Context, queue string, m *QueueMessage, handler QueueHandler, cfg *QueueConsumeOptions, acks *ackRider, report func(error)) {
+// consumeOne runs the handler on m with its lease kept alive, then settles
+// m; loop is the context of Consume's pull loop.
+func (q *Queue) consumeOne(loop, hctx context.Context, queue string, m *QueueMessage, handler QueueHandler, cfg *QueueConsumeOptions, acks *rider[uint64], report func(error)) {
 	ns := &QueueOptions{Namespace: cfg.Namespace}
 	stop := q.keepLeased(queue, m.Seq, cfg.Visibility/3, ns, report)
 	err := callQueueHandler(hctx, handler, m)
@@ -199,7 +151,9 @@ func (q *Queue) consumeOne(hctx context.Context, queue string, m *QueueMessage, 
 	settle := context.WithoutCancel(hctx)
 	switch {
 	case err == nil:
-		acks.ack(settle, m.Seq)
+		if !acks.hold(loop, m.Seq, 8) {
+			report(wrapSettle(queue, m.Seq, "ack", q.Ack(settle, queue, []uint64{m.Seq}, ns)))
+		}
 		return
 	case IsPermanent(err):
 		report(fmt.Errorf("queue %q: message %d: handler: %w", queue, m.Seq, err))

@@ -15,11 +15,16 @@ import (
 // last item allowed succeeds, the next one is refused with OVERLOADED (or,
 // for a DLQ, evicts the oldest), and what exists keeps working.
 
-func TestLimits_StreamMaxStreamsFromConfig(t *testing.T) {
+// configured starts a server whose config set changes and returns a client.
+func configured(t *testing.T, set func(*config.Config)) (*flo.Client, context.Context) {
+	t.Helper()
 	t.Parallel()
-	srv := flotest.Start(t, flotest.Options{Config: func(c *config.Config) { c.StreamMaxStreams = 2 }})
-	c := srv.Client(t, flo.Options{})
-	ctx := context.Background()
+	srv := flotest.Start(t, flotest.Options{Config: set})
+	return srv.Client(t, flo.Options{}), context.Background()
+}
+
+func TestLimits_StreamMaxStreamsFromConfig(t *testing.T) {
+	c, ctx := configured(t, func(c *config.Config) { c.StreamMaxStreams = 2 })
 	for _, s := range []string{"a", "b"} {
 		if _, err := c.Stream.Append(ctx, s, []byte("x"), nil); err != nil {
 			t.Fatalf("stream %s (within the limit): %v", s, err)
@@ -34,10 +39,7 @@ func TestLimits_StreamMaxStreamsFromConfig(t *testing.T) {
 }
 
 func TestLimits_StreamMaxGroupsFromConfig(t *testing.T) {
-	t.Parallel()
-	srv := flotest.Start(t, flotest.Options{Config: func(c *config.Config) { c.StreamMaxGroups = 1 }})
-	c := srv.Client(t, flo.Options{})
-	ctx := context.Background()
+	c, ctx := configured(t, func(c *config.Config) { c.StreamMaxGroups = 1 })
 	if err := c.Stream.GroupJoin(ctx, "ev", "g1", "w", nil); err != nil {
 		t.Fatalf("first group: %v", err)
 	}
@@ -50,10 +52,7 @@ func TestLimits_StreamMaxGroupsFromConfig(t *testing.T) {
 }
 
 func TestLimits_ActionMaxActionsFromConfig(t *testing.T) {
-	t.Parallel()
-	srv := flotest.Start(t, flotest.Options{Config: func(c *config.Config) { c.ActionMaxActions = 1 }})
-	c := srv.Client(t, flo.Options{})
-	ctx := context.Background()
+	c, ctx := configured(t, func(c *config.Config) { c.ActionMaxActions = 1 })
 	if err := c.Action.Register(ctx, "a", nil); err != nil {
 		t.Fatalf("first action: %v", err)
 	}
@@ -66,10 +65,7 @@ func TestLimits_ActionMaxActionsFromConfig(t *testing.T) {
 }
 
 func TestLimits_QueueDLQMaxFromConfig(t *testing.T) {
-	t.Parallel()
-	srv := flotest.Start(t, flotest.Options{Config: func(c *config.Config) { c.QueueDLQMax = 2 }})
-	c := srv.Client(t, flo.Options{})
-	ctx := context.Background()
+	c, ctx := configured(t, func(c *config.Config) { c.QueueDLQMax = 2 })
 	seqs := enqueueAll(t, c, "jobs", "m1", "m2", "m3")
 	for i, seq := range seqs {
 		if err := c.Queue.Nack(ctx, "jobs", []uint64{seq}, &flo.QueueNackOptions{ToDLQ: true}); err != nil {

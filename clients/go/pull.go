@@ -72,3 +72,66 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
+
+// rider holds what finished handlers owe the server — queue acks, task
+// results — for the pull loop's next fetch to carry, so one request (and
+// one durable write) settles them and fetches more. An item is held only
+// while a fetch is about to happen: no fetch that may wait for work is in
+// flight (a long poll would hold it for seconds), the last fetch did not
+// fail (its retry waits out a backoff), and the loop has not ended. Then
+// the finished handler's slot is what the loop waits for, so it fetches at
+// once. Otherwise the caller sends the item on its own, as it does with
+// what drain returns once the loop has ended.
+type rider[T any] struct {
+	maxItems, maxBytes int // what one fetch may carry
+
+	mu        sync.Mutex
+	held      []T
+	heldBytes int
+	waiting   int  // fetches in flight that may wait for work
+	failed    bool // the last fetch failed
+}
+
+// hold keeps x, of size bytes, for the next fetch of the loop that runs
+// until loop ends, and reports whether it did.
+func (r *rider[T]) hold(loop context.Context, x T, size int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.waiting > 0 || r.failed || loop.Err() != nil || len(r.held) >= r.maxItems || r.heldBytes+size > r.maxBytes {
+		return false
+	}
+	r.held = append(r.held, x)
+	r.heldBytes += size
+	return true
+}
+
+// take hands what is held to a fetch that starts now and reports whether
+// that fetch may wait for work: one carrying nothing may; one carrying
+// items may if carryingWaits. fetched must follow, with that answer.
+func (r *rider[T]) take(carryingWaits bool) (held []T, waits bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	held, r.held, r.heldBytes = r.held, nil, 0
+	waits = len(held) == 0 || carryingWaits
+	if waits {
+		r.waiting++
+	}
+	return held, waits
+}
+
+// fetched records the end of a fetch begun by take.
+func (r *rider[T]) fetched(waits bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if waits {
+		r.waiting--
+	}
+	r.failed = err != nil
+}
+
+// drain returns what is held, for the caller to send on its own.
+func (r *rider[T]) drain() []T {
+	held, _ := r.take(false)
+	r.fetched(false, nil)
+	return held
+}

@@ -750,10 +750,7 @@ func TestQueue_ConsumeStopsWhenClientCloses(t *testing.T) {
 }
 
 func TestQueue_MaxDeliveriesComesFromServerConfig(t *testing.T) {
-	t.Parallel()
-	srv := flotest.Start(t, flotest.Options{Config: func(c *config.Config) { c.QueueMaxDeliveries = 2 }})
-	c := srv.Client(t, flo.Options{})
-	ctx := context.Background()
+	c, ctx := configured(t, func(c *config.Config) { c.QueueMaxDeliveries = 2 })
 	seq := enqueueAll(t, c, "jobs", "flaky")[0]
 	for delivery := 1; delivery <= 2; delivery++ {
 		ms := mustDequeue(t, c, "jobs", 1, nil)

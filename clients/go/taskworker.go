@@ -89,28 +89,9 @@ type TaskWorker struct {
 
 	completed atomic.Int64
 	failed    atomic.Int64
-
-	rider completeRider
 }
 
-// completeRider holds the results of finished handlers for the poll loop's
-// next claim, which sends them with it (Worker.CompleteAndAwait): one
-// request and one durable write complete those runs and claim the next
-// tasks. A result is held only while no await that may wait for work is in
-// flight: the loop then claims as soon as the finished handler frees its
-// slot, or as soon as the claim in flight (which carries results, so it
-// does not wait) returns. It is sent on its own while a waiting await is
-// in flight, after a failed await (the retry waits out a backoff), and
-// once the worker is stopping.
-type completeRider struct {
-	mu        sync.Mutex
-	held      []heldResult
-	heldBytes int  // bytes of the held results
-	waiting   int  // awaits in flight that may wait for work
-	failed    bool // the last await failed
-	stopped   bool
-}
-
+// heldResult is a handler's result waiting to ride on the next claim.
 type heldResult struct {
 	t      *Task
 	result []byte
@@ -203,9 +184,9 @@ func (w *TaskWorker) Run(ctx context.Context) error {
 		return fmt.Errorf("flo: register worker %q: %w", w.id, err)
 	}
 
-	w.rider.mu.Lock()
-	w.rider.held, w.rider.heldBytes, w.rider.failed, w.rider.stopped = nil, 0, false, false
-	w.rider.mu.Unlock()
+	// Results ride on the next claim when one is about to happen (rider),
+	// which then does not wait for work (Worker.CompleteAndAwait).
+	results := &rider[heldResult]{maxItems: maxAwaitBatch, maxBytes: maxHeldBytes}
 
 	// Handlers run under hctx, which outlives ctx by the drain timeout.
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -216,13 +197,13 @@ func (w *TaskWorker) Run(ctx context.Context) error {
 		pollers.Add(1)
 		go func() {
 			defer pollers.Done()
-			w.poll(ctx, hctx, types, handlers, slots, &running)
+			w.poll(ctx, hctx, results, types, handlers, slots, &running)
 		}()
 	}
 	pollers.Wait()
 	// Nothing claims any more: send what is held now, and after the drain
 	// whatever a handler held while the loop was stopping.
-	w.flushHeld(false)
+	w.completeEach(results.drain())
 	drained := make(chan struct{})
 	go func() { running.Wait(); close(drained) }()
 	timer := time.NewTimer(w.o.DrainTimeout)
@@ -233,29 +214,16 @@ func (w *TaskWorker) Run(ctx context.Context) error {
 		hcancel()
 		<-drained
 	}
-	w.flushHeld(true)
+	w.completeEach(results.drain())
 	return nil
-}
-
-// flushHeld sends the held results on their own; with stop, nothing is
-// held any more.
-func (w *TaskWorker) flushHeld(stop bool) {
-	w.rider.mu.Lock()
-	held := w.rider.held
-	w.rider.held, w.rider.heldBytes = nil, 0
-	w.rider.stopped = w.rider.stopped || stop
-	w.rider.mu.Unlock()
-	for _, h := range held {
-		w.completeAlone(h.t, h.result)
-	}
 }
 
 // poll claims tasks while ctx lasts, as many per await as there are free
 // handler slots.
-func (w *TaskWorker) poll(ctx, hctx context.Context, types []string, handlers map[string]TaskHandler, slots chan struct{}, running *sync.WaitGroup) {
+func (w *TaskWorker) poll(ctx, hctx context.Context, results *rider[heldResult], types []string, handlers map[string]TaskHandler, slots chan struct{}, running *sync.WaitGroup) {
 	pullLoop(ctx, slots, maxAwaitBatch, 5*time.Second,
-		func(n int) ([]*Task, error) { return w.claim(ctx, types, n) },
-		func(t *Task) { w.execute(ctx, hctx, t, handlers[t.ActionName]) },
+		func(n int) ([]*Task, error) { return w.claim(ctx, results, types, n) },
+		func(t *Task) { w.execute(ctx, hctx, results, t, handlers[t.ActionName]) },
 		func(err error) bool {
 			w.report(fmt.Errorf("flo: worker %s: await: %w", w.id, err))
 			return false
@@ -266,19 +234,11 @@ func (w *TaskWorker) poll(ctx, hctx context.Context, types []string, handlers ma
 const maxAwaitBatch = 100
 
 // claim awaits up to n tasks, sending the held results with the call.
-func (w *TaskWorker) claim(ctx context.Context, types []string, n int) ([]*Task, error) {
-	r := &w.rider
-	r.mu.Lock()
-	held := r.held
-	r.held, r.heldBytes = nil, 0
-	wait := len(held) == 0
-	if wait {
-		r.waiting++
-	}
-	r.mu.Unlock()
+func (w *TaskWorker) claim(ctx context.Context, results *rider[heldResult], types []string, n int) ([]*Task, error) {
+	held, waits := results.take(false)
 	o := &WorkerAwaitOptions{Namespace: w.o.Namespace, Block: w.o.Block, Lease: w.o.Lease}
 	var tasks []*Task
-	var results []error
+	var errs []error
 	var err error
 	if len(held) == 0 {
 		tasks, err = w.c.Worker.AwaitBatch(ctx, w.id, types, n, o)
@@ -287,68 +247,50 @@ func (w *TaskWorker) claim(ctx context.Context, types []string, n int) ([]*Task,
 		for i, h := range held {
 			done[i] = TaskCompletion{TaskID: h.t.ID, Result: h.result}
 		}
-		tasks, results, err = w.c.Worker.CompleteAndAwait(ctx, w.id, done, types, n, o)
+		tasks, errs, err = w.c.Worker.CompleteAndAwait(ctx, w.id, done, types, n, o)
 	}
-	r.mu.Lock()
-	if wait {
-		r.waiting--
+	results.fetched(waits, err)
+	if err != nil {
+		// Whether they were applied is unknown; completing again is
+		// harmless (the first terminal report wins).
+		w.completeEach(held)
+		return nil, err
 	}
-	r.failed = err != nil
-	r.mu.Unlock()
 	for i, h := range held {
-		if err != nil {
-			// Whether they were applied is unknown; completing again is
-			// harmless (the first terminal report wins).
-			w.completeAlone(h.t, h.result)
-			continue
+		if errs[i] != nil {
+			errs[i] = fmt.Errorf("flo: worker %s: complete %s: %w", w.id, h.t.ID, errs[i])
+			w.report(errs[i])
 		}
-		if results[i] != nil {
-			results[i] = fmt.Errorf("flo: worker %s: complete %s: %w", w.id, h.t.ID, results[i])
-			w.report(results[i])
-		}
-		w.completed.Add(boolInt(results[i] == nil))
-		w.outcome(h.t, results[i])
+		w.settled(h.t, errs[i])
 	}
-	return tasks, err
-}
-
-func boolInt(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// hold keeps a handler's result for the next claim if one is about to
-// happen, and reports whether it did.
-func (w *TaskWorker) hold(ctx context.Context, t *Task, result []byte) bool {
-	r := &w.rider
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.waiting > 0 || r.failed || r.stopped || ctx.Err() != nil || len(r.held) >= maxAwaitBatch ||
-		r.heldBytes+len(result) > maxHeldBytes {
-		return false
-	}
-	r.held = append(r.held, heldResult{t, result})
-	r.heldBytes += len(result)
-	return true
+	return tasks, nil
 }
 
 // maxHeldBytes bounds the results one claim carries, far below the
 // server's frame limit: a big result goes on its own.
 const maxHeldBytes = 1 << 20
 
-// completeAlone reports a result with its own Complete call.
-func (w *TaskWorker) completeAlone(t *Task, result []byte) {
-	err := w.reportCall(func(ctx context.Context) error {
-		return w.c.Worker.Complete(ctx, w.id, t.ID, result, &WorkerCompleteOptions{Namespace: w.o.Namespace})
-	}, "complete", t)
-	w.completed.Add(boolInt(err == nil))
+// completeEach reports each result with its own Complete call.
+func (w *TaskWorker) completeEach(held []heldResult) {
+	for _, h := range held {
+		err := w.reportCall(func(ctx context.Context) error {
+			return w.c.Worker.Complete(ctx, w.id, h.t.ID, h.result, &WorkerCompleteOptions{Namespace: w.o.Namespace})
+		}, "complete", h.t)
+		w.settled(h.t, err)
+	}
+}
+
+// settled counts a completion the server answered (err nil: accepted) and
+// reports the task's outcome.
+func (w *TaskWorker) settled(t *Task, err error) {
+	if err == nil {
+		w.completed.Add(1)
+	}
 	w.outcome(t, err)
 }
 
 // execute runs one task and reports its outcome; ctx is the poll loop's.
-func (w *TaskWorker) execute(ctx, hctx context.Context, t *Task, h TaskHandler) {
+func (w *TaskWorker) execute(ctx, hctx context.Context, results *rider[heldResult], t *Task, h TaskHandler) {
 	var result []byte
 	var err error
 	if h == nil {
@@ -360,8 +302,8 @@ func (w *TaskWorker) execute(ctx, hctx context.Context, t *Task, h TaskHandler) 
 	}
 	switch {
 	case err == nil:
-		if !w.hold(ctx, t, result) {
-			w.completeAlone(t, result)
+		if r := (heldResult{t, result}); !results.hold(ctx, r, len(result)) {
+			w.completeEach([]heldResult{r})
 		}
 		return
 	case hctx.Err() != nil:

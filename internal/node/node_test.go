@@ -32,6 +32,16 @@ type fifo struct {
 	due   int64 // NextDue for pulse tests
 	pulse chan int64
 	pops  int // pop attempts applied
+
+	// Group numbers (Committed calls before the command was applied) of
+	// the latest push and the latest pop that took an item.
+	groups, pushGroup, takeGroup int
+}
+
+func (f *fifo) Committed() {
+	f.mu.Lock()
+	f.groups++
+	f.mu.Unlock()
 }
 
 func (f *fifo) Handlers() map[wire.Op]command.Handler {
@@ -59,6 +69,7 @@ func (f *fifo) Apply(cmd *command.Command, _ storage.Batch) command.Result {
 	case wire.Op(cmd.Op) == opPush:
 		f.next++
 		f.items = append(f.items, f.next)
+		f.pushGroup = f.groups
 		return command.Result{Wake: []string{waitKey}}
 	case wire.Op(cmd.Op) == opPop:
 		f.pops++
@@ -67,6 +78,7 @@ func (f *fifo) Apply(cmd *command.Command, _ storage.Batch) command.Result {
 		}
 		v := f.items[0]
 		f.items = f.items[1:]
+		f.takeGroup = f.groups
 		return command.Reply(binary.LittleEndian.AppendUint64(nil, v))
 	}
 	return command.Result{}
@@ -286,5 +298,25 @@ func TestNode_OnePushRetriesOneParkedWriterNotAll(t *testing.T) {
 		if v := <-got; v != 0 {
 			t.Fatalf("a second item appeared: %d", v)
 		}
+	}
+}
+
+// A parked pop woken by a push is applied in the push's group, so both are
+// answered after the same commit (one fsync).
+func TestNode_WokenWriterJoinsTheWakersGroup(t *testing.T) {
+	t.Parallel()
+	m := &fifo{}
+	n := newNode(t, m, Options{})
+	got := make(chan uint64, 1)
+	go func() { got <- popped(do(context.Background(), n, opPop, Block{Enabled: true})) }()
+	waitParked(t, n, 1)
+	do(context.Background(), n, opPush, Block{})
+	if v := <-got; v != 1 {
+		t.Fatalf("pop got %d", v)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.takeGroup != m.pushGroup {
+		t.Fatalf("the woken pop was applied in group %d, its push in group %d", m.takeGroup, m.pushGroup)
 	}
 }

@@ -52,6 +52,14 @@ type Options struct {
 	CacheBytes int64
 }
 
+// fileSystem is o.FS, or the OS filesystem (osFS) when it is nil.
+func (o Options) fileSystem() vfs.FS {
+	if o.FS != nil {
+		return o.FS
+	}
+	return osFS()
+}
+
 // DefaultCacheBytes is the block cache size when Options.CacheBytes is 0.
 const DefaultCacheBytes = 256 << 20
 
@@ -69,11 +77,7 @@ func Open(dir string, o Options) (*DB, error) {
 	cache := pebble.NewCache(o.CacheBytes)
 	// Open takes its own reference; ours is released once it is handed over.
 	defer cache.Unref()
-	fs := o.FS
-	if fs == nil {
-		fs = osFS()
-	}
-	po := &pebble.Options{FS: fs, Logger: quietLogger{}, Cache: cache}
+	po := &pebble.Options{FS: o.fileSystem(), Logger: quietLogger{}, Cache: cache}
 	for i := range po.Levels {
 		po.Levels[i].BlockSize = BlockBytes
 	}

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 
@@ -57,6 +58,24 @@ func TestWALFilesSyncWithRawCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = reused.Close()
+}
+
+// A database opened without an FS syncs its WAL with the raw call, except
+// with a single P.
+func TestDefaultFilesystemWrapsTheWALWithMoreThanOneP(t *testing.T) {
+	prev := runtime.GOMAXPROCS(2)
+	defer runtime.GOMAXPROCS(prev)
+	if _, ok := (Options{}).fileSystem().(walFS); !ok {
+		t.Fatalf("with 2 Ps the default filesystem is %T, want walFS", (Options{}).fileSystem())
+	}
+	mem := vfs.NewMem()
+	if fs := (Options{FS: mem}).fileSystem(); fs != mem {
+		t.Fatalf("a given FS was replaced by %T", fs)
+	}
+	runtime.GOMAXPROCS(1)
+	if fs := (Options{}).fileSystem(); fs != vfs.Default {
+		t.Fatalf("with 1 P the default filesystem is %T, want vfs.Default", fs)
+	}
 }
 
 func TestSyncedCommitSurvivesReopenOnOSFilesystem(t *testing.T) {

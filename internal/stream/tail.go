@@ -171,32 +171,28 @@ func (c *tailCache) reset(t *tail) {
 }
 
 // readTail serves a plain read of [start, end] from l's tail when the tail
-// covers start; ok is false when the read must go to storage. Callers hold
-// the machine's read lock.
+// covers start; ok is false when the read must go to storage. count is at
+// least 1 (clampCount). Callers hold the machine's read lock.
 func readTail(l *log, start, end uint64, count int) (body []byte, n int, ok bool) {
 	t := &l.tail
 	if t.empty() || start < t.first {
 		return nil, 0, false
 	}
-	body = []byte{0, 0, 0, 0}
-	if start <= t.last() && start <= end {
-		stop := min(t.last(), end)
-		if stop-start >= uint64(count) {
-			stop = start + uint64(count) - 1
-		}
-		i := sort.Search(len(t.segs), func(i int) bool { return t.segs[i].last() >= start })
-		size := 4
-		for j, from := i, start; j < len(t.segs) && from <= stop; j++ {
-			size += len(t.segs[j].span(from, min(stop, t.segs[j].last())))
-			from = t.segs[j].last() + 1
-		}
-		body = make([]byte, 4, size)
-		for j, from := i, start; j < len(t.segs) && from <= stop; j++ {
-			body = append(body, t.segs[j].span(from, min(stop, t.segs[j].last()))...)
-			from = t.segs[j].last() + 1
-		}
-		n = int(stop - start + 1)
+	if start > t.last() || start > end {
+		return []byte{0, 0, 0, 0}, 0, true
 	}
-	binary.LittleEndian.PutUint32(body, uint32(n))
-	return body, n, true
+	stop := min(t.last(), end, start+uint64(count)-1)
+	// The records' bytes, one span per segment they lie in.
+	var spans [][]byte
+	size := 4
+	for i := sort.Search(len(t.segs), func(i int) bool { return t.segs[i].last() >= start }); i < len(t.segs) && t.segs[i].base <= stop; i++ {
+		sp := t.segs[i].span(max(start, t.segs[i].base), min(stop, t.segs[i].last()))
+		spans = append(spans, sp)
+		size += len(sp)
+	}
+	body = binary.LittleEndian.AppendUint32(make([]byte, 0, size), uint32(stop-start+1))
+	for _, sp := range spans {
+		body = append(body, sp...)
+	}
+	return body, int(stop - start + 1), true
 }
