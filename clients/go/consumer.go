@@ -28,9 +28,10 @@ type QueueConsumeOptions struct {
 	// Consume leases only as many messages as it has free handlers.
 	Concurrency int
 	// Visibility is the lease taken on each message (default 30 s). While
-	// a handler runs, the lease is renewed every Visibility/3, so only a
-	// consumer that stops (or loses its connection) lets a message be
-	// redelivered, about Visibility after its last renewal.
+	// a handler runs, the lease is renewed about every third of it (at
+	// most 5/12 apart), so only a consumer that stops (or loses its
+	// connection) lets a message be redelivered, about Visibility after its
+	// last renewal.
 	Visibility time.Duration
 	// Poll is how long one dequeue waits for messages before asking again
 	// (default 5 s).
@@ -95,6 +96,14 @@ func (q *Queue) Consume(ctx context.Context, queue string, handler QueueHandler,
 	acks := &rider[uint64]{maxItems: maxHeldAcks, maxBytes: math.MaxInt}
 	settle := context.WithoutCancel(hctx) // acks must outlive the handlers
 	ns := &QueueOptions{Namespace: cfg.Namespace}
+	// Handlers' messages are touched every third of the visibility timeout.
+	leases := startLeaseKeeper(cfg.Visibility/3, func(ctx context.Context, seqs []uint64) []uint64 {
+		if err := q.touchAll(ctx, queue, seqs, ns); err != nil {
+			report(fmt.Errorf("queue %q: touch of %d messages: %w", queue, len(seqs), err))
+		}
+		return nil // a touch of a message no longer leased is ignored
+	})
+	defer leases.close()
 	sendAcks := func(seqs []uint64) {
 		if len(seqs) == 0 {
 			return
@@ -113,7 +122,7 @@ func (q *Queue) Consume(ctx context.Context, queue string, handler QueueHandler,
 			}
 			return ms, err
 		},
-		func(m QueueMessage) { q.consumeOne(ctx, hctx, queue, &m, handler, &cfg, acks, report) },
+		func(m QueueMessage) { q.consumeOne(ctx, hctx, queue, &m, handler, &cfg, acks, leases, report) },
 		func(err error) bool {
 			if errors.Is(err, ErrClosed) {
 				closed = err
@@ -142,11 +151,11 @@ const maxHeldAcks = 10_000
 
 // consumeOne runs the handler on m with its lease kept alive, then settles
 // m; loop is the context of Consume's pull loop.
-func (q *Queue) consumeOne(loop, hctx context.Context, queue string, m *QueueMessage, handler QueueHandler, cfg *QueueConsumeOptions, acks *rider[uint64], report func(error)) {
+func (q *Queue) consumeOne(loop, hctx context.Context, queue string, m *QueueMessage, handler QueueHandler, cfg *QueueConsumeOptions, acks *rider[uint64], leases *leaseKeeper[uint64], report func(error)) {
 	ns := &QueueOptions{Namespace: cfg.Namespace}
-	stop := q.keepLeased(queue, m.Seq, cfg.Visibility/3, ns, report)
+	leases.add(m.Seq)
 	err := callQueueHandler(hctx, handler, m)
-	stop()
+	leases.remove(m.Seq)
 	// Settle even when draining: the calls must outlive the handler context.
 	settle := context.WithoutCancel(hctx)
 	switch {
@@ -171,32 +180,16 @@ func wrapSettle(queue string, seq uint64, what string, err error) error {
 	return fmt.Errorf("queue %q: message %d: %s: %w", queue, seq, what, err)
 }
 
-// keepLeased touches seq every interval until stop is called; stop returns
-// once no touch is in flight.
-func (q *Queue) keepLeased(queue string, seq uint64, every time.Duration, ns *QueueOptions, report func(error)) (stop func()) {
-	every = max(every, 10*time.Millisecond)
-	done := make(chan struct{})
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				ctx, cancel := context.WithTimeout(context.Background(), every)
-				err := q.Touch(ctx, queue, []uint64{seq}, ns)
-				cancel()
-				report(wrapSettle(queue, seq, "touch", err))
-			}
+// touchAll renews the leases of seqs, at most maxHeldAcks per call.
+func (q *Queue) touchAll(ctx context.Context, queue string, seqs []uint64, ns *QueueOptions) error {
+	for len(seqs) > 0 {
+		n := min(len(seqs), maxHeldAcks)
+		if err := q.Touch(ctx, queue, seqs[:n], ns); err != nil {
+			return err
 		}
-	}()
-	return func() {
-		close(done)
-		<-exited
+		seqs = seqs[n:]
 	}
+	return nil
 }
 
 // callQueueHandler runs h, turning a panic into an error.

@@ -28,8 +28,8 @@ type StreamConsumeOptions struct {
 	Concurrency int
 	// AckTimeout and MaxDeliver, if set, become the group's settings (see
 	// StreamGroupJoinOptions). While a handler runs its record's deadline is
-	// renewed every AckTimeout/3 (30s/3 when unset), so slow handlers are not
-	// redelivered behind their back.
+	// renewed about every third of AckTimeout (30 s when unset; at most
+	// 5/12 apart), so slow handlers are not redelivered behind their back.
 	AckTimeout time.Duration
 	MaxDeliver int
 	// Poll is how long one blocking read waits before reading again
@@ -73,10 +73,18 @@ func (s *Stream) Consume(ctx context.Context, stream, group, consumer string, ha
 	// settle outlives ctx: records of handlers that finish during shutdown
 	// must still be acked or nacked.
 	settle := context.WithoutCancel(ctx)
+	// Running handlers' records are touched every third of the ack timeout.
+	leases := startLeaseKeeper(ackTimeout/3, func(tctx context.Context, offsets []uint64) []uint64 {
+		if err := s.GroupTouch(tctx, stream, group, offsets, gopts); err != nil {
+			report(fmt.Errorf("stream %s: touch of %d records: %w", stream, len(offsets), err))
+		}
+		return nil // a touch of a record no longer pending is ignored
+	})
+	defer leases.close()
 	run := func(r StreamRecord) {
-		stop := s.keepAlive(settle, stream, group, r.Offset, ackTimeout/3, gopts)
+		leases.add(r.Offset)
 		err := callStreamHandler(ctx, handler, r)
-		stop()
+		leases.remove(r.Offset)
 		if err == nil {
 			report(s.GroupAck(settle, stream, group, []uint64{r.Offset}, gopts))
 			return
@@ -95,27 +103,6 @@ func (s *Stream) Consume(ctx context.Context, stream, group, consumer string, ha
 	defer cancel()
 	report(s.GroupLeave(leaveCtx, stream, group, consumer, gopts))
 	return nil
-}
-
-// keepAlive touches offset every interval until the returned stop is called.
-func (s *Stream) keepAlive(ctx context.Context, stream, group string, offset uint64, every time.Duration, o *StreamGroupOptions) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(max(every, time.Millisecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = s.GroupTouch(ctx, stream, group, []uint64{offset}, o)
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }
 
 // errStreamHandlerPanic wraps a panic raised by a StreamHandler.

@@ -135,3 +135,119 @@ func (r *rider[T]) drain() []T {
 	r.fetched(false, nil)
 	return held
 }
+
+// leaseKeeper renews the leases of the items a consumer helper's handlers
+// are running — queue messages, group records, tasks — with one goroutine
+// and one ticker per helper rather than per item, so an item whose handler
+// finishes before its first renewal costs a map insert and delete. The
+// keeper ticks every every/4 and counts an item's age from the tick before
+// it was added, so items added between the same two ticks are renewed in
+// the same round, between 3/4 and 5/4 of every after they were leased and
+// then every every (helpers use a third of the lease). renew gets all due
+// items at once and returns those whose lease is gone, which are no longer
+// renewed.
+type leaseKeeper[K comparable] struct {
+	every time.Duration
+	renew func(ctx context.Context, due []K) (lost []K)
+
+	mu       sync.Mutex
+	cond     sync.Cond // signalled when a renewal round ends
+	items    map[K]*leaseEntry
+	lastTick time.Time
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+type leaseEntry struct {
+	since    time.Time // the tick before it was leased, or its last renewal round
+	holders  int       // handlers running this item (a redelivery may overlap)
+	renewing bool      // in the renewal round in flight
+	lost     bool
+}
+
+// startLeaseKeeper starts a keeper; close stops it.
+func startLeaseKeeper[K comparable](every time.Duration, renew func(ctx context.Context, due []K) (lost []K)) *leaseKeeper[K] {
+	k := &leaseKeeper[K]{every: max(every, 4*time.Millisecond), renew: renew, items: map[K]*leaseEntry{},
+		lastTick: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	k.cond.L = &k.mu
+	go k.loop()
+	return k
+}
+
+// add starts renewing x, whose lease was just taken.
+func (k *leaseKeeper[K]) add(x K) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e := k.items[x]
+	if e == nil {
+		e = &leaseEntry{}
+		k.items[x] = e
+	}
+	e.since = k.lastTick
+	e.holders++
+}
+
+// remove stops renewing x. It returns once no renewal of x is in flight,
+// so the settling call that follows (ack, complete, nack) reaches the
+// server after the last touch.
+func (k *leaseKeeper[K]) remove(x K) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e := k.items[x]
+	for e.renewing {
+		k.cond.Wait()
+	}
+	if e.holders--; e.holders == 0 {
+		delete(k.items, x)
+	}
+}
+
+// close stops the keeper and waits for a renewal in flight.
+func (k *leaseKeeper[K]) close() {
+	close(k.stop)
+	<-k.done
+}
+
+func (k *leaseKeeper[K]) loop() {
+	defer close(k.done)
+	tick := time.NewTicker(k.every / 4)
+	defer tick.Stop()
+	var due []K
+	for {
+		select {
+		case <-k.stop:
+			return
+		case <-tick.C:
+		}
+		now := time.Now()
+		due = due[:0]
+		k.mu.Lock()
+		k.lastTick = now
+		for x, e := range k.items {
+			if !e.lost && now.Sub(e.since) >= k.every {
+				e.renewing = true
+				due = append(due, x)
+			}
+		}
+		k.mu.Unlock()
+		if len(due) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), k.every)
+		lost := k.renew(ctx, due)
+		cancel()
+		k.mu.Lock()
+		for _, x := range due {
+			e := k.items[x]
+			e.renewing = false
+			e.since = now
+		}
+		for _, x := range lost {
+			if e := k.items[x]; e != nil {
+				e.lost = true
+			}
+		}
+		k.cond.Broadcast()
+		k.mu.Unlock()
+	}
+}

@@ -618,6 +618,46 @@ func TestStream_ConsumeAcksRetriesAndSplits(t *testing.T) {
 	}
 }
 
+// TestStream_ConsumeKeepsSlowHandlersRecords: a handler that runs for three
+// ack timeouts keeps its record (Consume touches it), so the other consumer
+// never gets it and it is handled once.
+func TestStream_ConsumeKeepsSlowHandlersRecords(t *testing.T) {
+	srv, c, ctx := streamSetup(t)
+	streamFill(t, c, "jobs", 1)
+	var runs atomic.Int32
+	finished := make(chan struct{})
+	cctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, name := range []string{"w1", "w2"} {
+		cc := srv.Client(t, flo.Options{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = cc.Stream.Consume(cctx, "jobs", "g", name, func(context.Context, flo.StreamRecord) error {
+				if runs.Add(1) == 1 {
+					time.Sleep(2 * time.Second)
+					close(finished)
+				}
+				return nil
+			}, &flo.StreamConsumeOptions{AckTimeout: 600 * time.Millisecond, Poll: 100 * time.Millisecond, OnError: func(err error) { t.Log(err) }})
+		}()
+	}
+	select {
+	case <-finished:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow handler never finished")
+	}
+	time.Sleep(700 * time.Millisecond) // past one more ack timeout
+	cancel()
+	wg.Wait()
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("record handled %d times: its deadline was not renewed", n)
+	}
+	if recs, err := c.Stream.GroupRead(ctx, "jobs", "g", "late", &flo.StreamGroupReadOptions{Count: 10}); err != nil || len(recs) != 0 {
+		t.Fatalf("after the ack the group still delivers %d records (err %v)", len(recs), err)
+	}
+}
+
 func TestStream_ConsumeCrashedConsumerRecordsGoToAnother(t *testing.T) {
 	srv, c, ctx := streamSetup(t)
 	streamFill(t, c, "jobs", 3)

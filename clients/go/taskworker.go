@@ -53,8 +53,8 @@ type TaskWorkerOptions struct {
 	Pollers int
 	// Lease is the lease taken on each claimed task, in place of the
 	// action's timeout (default 30 s). While a handler runs the lease is
-	// renewed every Lease/3, so a crashed worker's tasks are retried about
-	// Lease after its last renewal.
+	// renewed about every third of it (at most 5/12 apart), so a crashed
+	// worker's tasks are retried about Lease after its last renewal.
 	Lease time.Duration
 	// Block is how long one await call waits for work (default 30 s).
 	Block time.Duration
@@ -188,6 +188,10 @@ func (w *TaskWorker) Run(ctx context.Context) error {
 	// which then does not wait for work (Worker.CompleteAndAwait).
 	results := &rider[heldResult]{maxItems: maxAwaitBatch, maxBytes: maxHeldBytes}
 
+	// Running tasks' leases are renewed every third of the lease.
+	leases := startLeaseKeeper(w.o.Lease/3, w.renewLeases)
+	defer leases.close()
+
 	// Handlers run under hctx, which outlives ctx by the drain timeout.
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hcancel()
@@ -197,7 +201,7 @@ func (w *TaskWorker) Run(ctx context.Context) error {
 		pollers.Add(1)
 		go func() {
 			defer pollers.Done()
-			w.poll(ctx, hctx, results, types, handlers, slots, &running)
+			w.poll(ctx, hctx, results, leases, types, handlers, slots, &running)
 		}()
 	}
 	pollers.Wait()
@@ -220,10 +224,10 @@ func (w *TaskWorker) Run(ctx context.Context) error {
 
 // poll claims tasks while ctx lasts, as many per await as there are free
 // handler slots.
-func (w *TaskWorker) poll(ctx, hctx context.Context, results *rider[heldResult], types []string, handlers map[string]TaskHandler, slots chan struct{}, running *sync.WaitGroup) {
+func (w *TaskWorker) poll(ctx, hctx context.Context, results *rider[heldResult], leases *leaseKeeper[string], types []string, handlers map[string]TaskHandler, slots chan struct{}, running *sync.WaitGroup) {
 	pullLoop(ctx, slots, maxAwaitBatch, 5*time.Second,
 		func(n int) ([]*Task, error) { return w.claim(ctx, results, types, n) },
-		func(t *Task) { w.execute(ctx, hctx, results, t, handlers[t.ActionName]) },
+		func(t *Task) { w.execute(ctx, hctx, results, leases, t, handlers[t.ActionName]) },
 		func(err error) bool {
 			w.report(fmt.Errorf("flo: worker %s: await: %w", w.id, err))
 			return false
@@ -290,15 +294,15 @@ func (w *TaskWorker) settled(t *Task, err error) {
 }
 
 // execute runs one task and reports its outcome; ctx is the poll loop's.
-func (w *TaskWorker) execute(ctx, hctx context.Context, results *rider[heldResult], t *Task, h TaskHandler) {
+func (w *TaskWorker) execute(ctx, hctx context.Context, results *rider[heldResult], leases *leaseKeeper[string], t *Task, h TaskHandler) {
 	var result []byte
 	var err error
 	if h == nil {
 		err = fmt.Errorf("worker %s has no handler for action %q", w.id, t.ActionName)
 	} else {
-		stop := w.keepAlive(t)
+		leases.add(t.ID)
 		result, err = runHandler(hctx, h, t)
-		stop()
+		leases.remove(t.ID)
 	}
 	switch {
 	case err == nil:
@@ -335,32 +339,28 @@ func runHandler(ctx context.Context, h TaskHandler, t *Task) (result []byte, err
 	return h(ctx, t)
 }
 
-// keepAlive renews t's lease every Lease/3 until stop is called or the
-// lease is lost (the server answers CONFLICT or NOT_FOUND).
-func (w *TaskWorker) keepAlive(t *Task) (stop func()) {
-	done := make(chan struct{})
+// renewLeases touches each due task; a task this worker no longer holds
+// (CONFLICT or NOT_FOUND) is lost and not renewed again.
+func (w *TaskWorker) renewLeases(ctx context.Context, ids []string) (lost []string) {
+	var mu sync.Mutex
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(max(w.o.Lease/3, time.Millisecond))
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := w.c.Worker.Touch(ctx, w.id, id, &WorkerTouchOptions{Namespace: w.o.Namespace, Extend: w.o.Lease})
+			switch {
+			case errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound):
+				mu.Lock()
+				lost = append(lost, id)
+				mu.Unlock()
+			case err != nil:
+				w.report(fmt.Errorf("flo: worker %s: touch %s: %w", w.id, id, err))
 			}
-			err := w.c.Worker.Touch(context.Background(), w.id, t.ID, &WorkerTouchOptions{Namespace: w.o.Namespace, Extend: w.o.Lease})
-			if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
-				return
-			}
-			if err != nil {
-				w.report(fmt.Errorf("flo: worker %s: touch %s: %w", w.id, t.ID, err))
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
+		}()
+	}
+	wg.Wait()
+	return lost
 }
 
 // reportCall sends a complete or fail, retrying connection failures a few

@@ -1,0 +1,125 @@
+package flo
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// renewLog records the batches a leaseKeeper renews.
+type renewLog struct {
+	mu      sync.Mutex
+	batches [][]int
+	lose    map[int]bool
+}
+
+func (l *renewLog) renew(_ context.Context, due []int) (lost []int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := slices.Clone(due)
+	slices.Sort(b)
+	l.batches = append(l.batches, b)
+	for _, x := range due {
+		if l.lose[x] {
+			lost = append(lost, x)
+		}
+	}
+	return lost
+}
+
+// renewed counts the renewals of x so far.
+func (l *renewLog) renewed(x int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, b := range l.batches {
+		if slices.Contains(b, x) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestLeaseKeeper_RenewsLongRunningItemsTogether(t *testing.T) {
+	var log renewLog
+	k := startLeaseKeeper(20*time.Millisecond, log.renew)
+	defer k.close()
+	k.add(1)
+	k.add(2)
+	k.add(3)
+	k.remove(3) // finished before its first renewal
+	time.Sleep(150 * time.Millisecond)
+	k.remove(1)
+	k.remove(2)
+	n := log.renewed(1)
+	time.Sleep(60 * time.Millisecond)
+	if log.renewed(1) != n {
+		t.Fatal("renewed after remove")
+	}
+	if n < 2 || log.renewed(2) != n || log.renewed(3) != 0 {
+		t.Fatalf("renewals: 1→%d 2→%d 3→%d", n, log.renewed(2), log.renewed(3))
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	for _, b := range log.batches {
+		if !slices.Equal(b, []int{1, 2}) {
+			t.Fatalf("batch %v: items due together must be renewed in one call", b)
+		}
+	}
+}
+
+func TestLeaseKeeper_LostItemsAreNotRenewedAgain(t *testing.T) {
+	log := renewLog{lose: map[int]bool{7: true}}
+	k := startLeaseKeeper(10*time.Millisecond, log.renew)
+	defer k.close()
+	k.add(7)
+	k.add(8)
+	time.Sleep(120 * time.Millisecond)
+	if log.renewed(7) != 1 || log.renewed(8) < 3 {
+		t.Fatalf("lost item renewed %d times, kept item %d times", log.renewed(7), log.renewed(8))
+	}
+	k.remove(7)
+	k.remove(8)
+}
+
+func TestLeaseKeeper_OverlappingHoldersKeepRenewing(t *testing.T) {
+	var log renewLog
+	k := startLeaseKeeper(10*time.Millisecond, log.renew)
+	defer k.close()
+	k.add(5)
+	k.add(5) // redelivered to a second handler while the first still runs
+	k.remove(5)
+	time.Sleep(60 * time.Millisecond)
+	if log.renewed(5) == 0 {
+		t.Fatal("the remaining holder's item was not renewed")
+	}
+	k.remove(5)
+}
+
+func TestLeaseKeeper_RemoveWaitsForRenewalInFlight(t *testing.T) {
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	k := startLeaseKeeper(10*time.Millisecond, func(context.Context, []int) []int {
+		once.Do(func() { close(entered) })
+		<-release
+		return nil
+	})
+	defer k.close()
+	var releaseOnce sync.Once
+	releaseRenew := func() { releaseOnce.Do(func() { close(release) }) }
+	defer releaseRenew() // before close, which waits for the renewal
+	k.add(1)
+	<-entered
+	removed := make(chan struct{})
+	go func() { k.remove(1); close(removed) }()
+	select {
+	case <-removed:
+		t.Fatal("remove returned while a touch of the item was in flight")
+	case <-time.After(50 * time.Millisecond):
+	}
+	releaseRenew()
+	<-removed
+}
