@@ -185,6 +185,7 @@ func (k *leaseKeeper[K]) add(x K) {
 	}
 	e.since = k.lastTick
 	e.holders++
+	e.lost = false // a new lease
 }
 
 // remove stops renewing x. It returns once no renewal of x is in flight,

@@ -70,7 +70,7 @@ func TestLeaseKeeper_RenewsLongRunningItemsTogether(t *testing.T) {
 	}
 }
 
-func TestLeaseKeeper_LostItemsAreNotRenewedAgain(t *testing.T) {
+func TestLeaseKeeper_LostItemsAreNotRenewedUntilLeasedAgain(t *testing.T) {
 	log := renewLog{lose: map[int]bool{7: true}}
 	k := startLeaseKeeper(10*time.Millisecond, log.renew)
 	defer k.close()
@@ -80,6 +80,16 @@ func TestLeaseKeeper_LostItemsAreNotRenewedAgain(t *testing.T) {
 	if log.renewed(7) != 1 || log.renewed(8) < 3 {
 		t.Fatalf("lost item renewed %d times, kept item %d times", log.renewed(7), log.renewed(8))
 	}
+	// Delivered again to a second handler: a new lease, renewed again.
+	log.mu.Lock()
+	log.lose[7] = false
+	log.mu.Unlock()
+	k.add(7)
+	time.Sleep(60 * time.Millisecond)
+	if log.renewed(7) < 2 {
+		t.Fatal("an item leased again after its lease was lost is not renewed")
+	}
+	k.remove(7)
 	k.remove(7)
 	k.remove(8)
 }
