@@ -144,6 +144,11 @@ type RunStatus struct {
 // ActionStatusOptions configures Action.Status.
 type ActionStatusOptions struct {
 	Namespace string
+	// Block, if set, makes the server wait up to Block (Forever: without a
+	// limit) for the run to end before answering; a run still pending or
+	// running then is returned as it is. An extension of flo (see
+	// docs/protocol.md); upstream Flo servers answer at once.
+	Block time.Duration
 }
 
 // Status returns the current state of a run. A run that does not exist in
@@ -152,7 +157,7 @@ func (a *Action) Status(ctx context.Context, runID string, o *ActionStatusOption
 	if o == nil {
 		o = &ActionStatusOptions{}
 	}
-	body, err := a.c.call(ctx, request{op: wire.OpActionStatus, namespace: o.Namespace, key: []byte(runID)})
+	body, err := a.c.call(ctx, request{op: wire.OpActionStatus, namespace: o.Namespace, key: []byte(runID), block: o.Block})
 	if err != nil {
 		return nil, err
 	}
@@ -253,10 +258,15 @@ func (a *Action) Delete(ctx context.Context, name string, o *ActionDeleteOptions
 // ActionWaitOptions configures Action.InvokeAndWait.
 type ActionWaitOptions struct {
 	ActionInvokeOptions
-	// PollInterval caps the interval between status checks (default
-	// 100 ms); polling starts at 1 ms and doubles up to it.
+	// PollInterval caps the interval between status checks against a
+	// server that answers a waiting status at once (default 100 ms);
+	// polling starts at 1 ms and doubles up to it. A flo server answers
+	// when the run ends, so no polling happens.
 	PollInterval time.Duration
 }
+
+// statusWait is how long one waiting status call of InvokeAndWait lasts.
+const statusWait = 30 * time.Second
 
 // RunError is returned by InvokeAndWait when the run ended without
 // completing (failed, timed out or cancelled).
@@ -270,10 +280,11 @@ func (e *RunError) Error() string {
 	return fmt.Sprintf("run %s %s: %s", e.RunID, e.State, e.Message)
 }
 
-// InvokeAndWait invokes the action and waits until the run ends, polling
-// its status. It returns the final status; if the run did not complete the
-// error is a *RunError. ctx bounds the whole wait: without a deadline it
-// waits as long as the run takes.
+// InvokeAndWait invokes the action and waits until the run ends, with
+// status calls that the server answers when the run ends (ActionStatusOptions.Block).
+// It returns the final status; if the run did not complete the error is a
+// *RunError. ctx bounds the whole wait: without a deadline it waits as long
+// as the run takes.
 func (a *Action) InvokeAndWait(ctx context.Context, name string, input []byte, o *ActionWaitOptions) (*RunStatus, error) {
 	if o == nil {
 		o = &ActionWaitOptions{}
@@ -295,7 +306,8 @@ func (a *Action) InvokeAndWait(ctx context.Context, name string, input []byte, o
 			return nil, fmt.Errorf("waiting for run %s: %w", id, ctx.Err())
 		case <-timer.C:
 		}
-		st, err := a.Status(ctx, id, &ActionStatusOptions{Namespace: o.Namespace})
+		asked := time.Now()
+		st, err := a.Status(ctx, id, &ActionStatusOptions{Namespace: o.Namespace, Block: statusWait})
 		if err != nil {
 			return nil, err
 		}
@@ -305,6 +317,11 @@ func (a *Action) InvokeAndWait(ctx context.Context, name string, input []byte, o
 			}
 			return st, nil
 		}
+		if time.Since(asked) >= statusWait/2 {
+			timer.Reset(0) // the server waited: ask again at once
+			continue
+		}
+		// The server did not wait (an upstream server): poll.
 		timer.Reset(poll)
 		poll = min(2*poll, maxPoll)
 	}

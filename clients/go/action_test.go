@@ -1197,3 +1197,112 @@ func TestAction_Kill9KeepsCompletionsSentWithClaims(t *testing.T) {
 		t.Fatalf("retry after restart = %+v", task)
 	}
 }
+
+// statusWait is a blocking status read on its own goroutine.
+func statusWait(c *flo.Client, id string, block time.Duration) <-chan *flo.RunStatus {
+	ch := make(chan *flo.RunStatus, 1)
+	go func() {
+		st, err := c.Action.Status(context.Background(), id, &flo.ActionStatusOptions{Block: block})
+		if err != nil {
+			st = &flo.RunStatus{Error: "status failed: " + err.Error()}
+		}
+		ch <- st
+	}()
+	return ch
+}
+
+func recvStatus(t *testing.T, ch <-chan *flo.RunStatus, what string) *flo.RunStatus {
+	t.Helper()
+	select {
+	case st := <-ch:
+		return st
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s: the waiting status never returned", what)
+		return nil
+	}
+}
+
+func TestAction_StatusWaitsForTheRunToEnd(t *testing.T) {
+	srv := flotest.Start(t, flotest.Options{})
+	c := srv.Client(t, flo.Options{})
+	ctx := context.Background()
+	actRegister(t, c, "job", 5*time.Second, 0)
+	actRegister(t, c, "short", 300*time.Millisecond, 0)
+
+	// Nothing happens: the wait ends with the run as it is.
+	id := actInvoke(t, c, "job", "in", nil)
+	if st := recvStatus(t, statusWait(c, id, 200*time.Millisecond), "pending run"); st.State != flo.RunPending || st.Error != "" {
+		t.Fatalf("status after waiting on a pending run = %+v", st)
+	}
+
+	// Two waiters on other connections are both answered by the complete.
+	w1 := statusWait(srv.Client(t, flo.Options{}), id, 15*time.Second)
+	w2 := statusWait(srv.Client(t, flo.Options{}), id, flo.Forever)
+	task, err := c.Worker.Await(ctx, "w", []string{"job"}, nil)
+	if err != nil || task == nil {
+		t.Fatalf("await = %v, %v", task, err)
+	}
+	time.Sleep(100 * time.Millisecond) // the waiters park while the run is running
+	if err := c.Worker.Complete(ctx, "w", task.ID, []byte("out"), nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, ch := range []<-chan *flo.RunStatus{w1, w2} {
+		if st := recvStatus(t, ch, "complete"); st.State != flo.RunCompleted || string(st.Result) != "out" {
+			t.Fatalf("waiter %d got %+v", i, st)
+		}
+	}
+	// An ended run is answered at once, as is an unknown one.
+	if st := recvStatus(t, statusWait(c, id, flo.Forever), "ended run"); st.State != flo.RunCompleted {
+		t.Fatalf("status of an ended run = %+v", st)
+	}
+	if _, err := c.Action.Status(ctx, "no-such-run", &flo.ActionStatusOptions{Block: flo.Forever}); !errors.Is(err, flo.ErrNotFound) {
+		t.Fatalf("waiting status of an unknown run: %v", err)
+	}
+
+	// A fail without retry ends the run too.
+	id = actInvoke(t, c, "job", "", nil)
+	waiter := statusWait(c, id, 15*time.Second)
+	if task, err = c.Worker.Await(ctx, "w", []string{"job"}, nil); err != nil || task == nil {
+		t.Fatalf("await = %v, %v", task, err)
+	}
+	if err := c.Worker.Fail(ctx, "w", task.ID, "no", &flo.WorkerFailOptions{NoRetry: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st := recvStatus(t, waiter, "fail"); st.State != flo.RunFailed || st.Error != "no" {
+		t.Fatalf("after fail: %+v", st)
+	}
+
+	// So does a lease that expires on the last attempt (the server's pulse).
+	id = actInvoke(t, c, "short", "", nil)
+	if task, err = c.Worker.Await(ctx, "w", []string{"short"}, nil); err != nil || task == nil {
+		t.Fatalf("await = %v, %v", task, err)
+	}
+	if st := recvStatus(t, statusWait(c, id, 15*time.Second), "lease expiry"); st.State != flo.RunTimedOut {
+		t.Fatalf("after the lease expired: %+v", st)
+	}
+}
+
+// TestAction_InvokeAndWaitDoesNotPoll: against a flo server InvokeAndWait
+// asks once and is answered when the run ends, instead of polling.
+func TestAction_InvokeAndWaitDoesNotPoll(t *testing.T) {
+	srv := flotest.Start(t, flotest.Options{})
+	c := srv.Client(t, flo.Options{})
+	w := flo.NewTaskWorker(c, "w", &flo.TaskWorkerOptions{Block: time.Second})
+	w.Handle("slow", func(ctx context.Context, t *flo.Task) ([]byte, error) {
+		time.Sleep(600 * time.Millisecond)
+		return []byte("done"), nil
+	}, &flo.ActionRegisterOptions{})
+	runWorker(t, w)
+	actWaitRegistered(t, c, "slow")
+	oc := countOps(t, srv.Addr)
+	invoker := flotest.Dial(t, oc.addr, flo.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := invoker.Action.InvokeAndWait(ctx, "slow", nil, nil)
+	if err != nil || string(st.Result) != "done" {
+		t.Fatalf("InvokeAndWait = %+v, %v", st, err)
+	}
+	if n := oc.count(wire.OpActionStatus); n != 1 {
+		t.Fatalf("%d status calls for one 600 ms run; want 1 (polling would take ~10)", n)
+	}
+}

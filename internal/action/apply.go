@@ -135,6 +135,7 @@ func (t *txn) end(r *run, state wire.RunState, endedMs int64) {
 	t.b.Delete(seqKey(tagLive, r.seq))
 	t.b.Delete(seqKey(tagInput, r.seq))
 	t.b.Set(retentionKey(endedMs, r.seq), nil)
+	t.wakeKey(RunWaitKey(r.ns, r.seq))
 	if t.m.terminalHead == 0 || endedMs < t.m.terminalHead {
 		t.m.terminalHead = endedMs
 	}

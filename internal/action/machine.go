@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/floruntime/flo/internal/command"
@@ -137,7 +138,7 @@ func (m *Machine) Handlers() map[wire.Op]command.Handler {
 		wire.OpActionRegister: {Kind: command.Write},
 		wire.OpActionInvoke:   {Kind: command.Write},
 		wire.OpActionDelete:   {Kind: command.Write},
-		wire.OpActionStatus:   {Kind: command.Read, Read: m.status},
+		wire.OpActionStatus:   {Kind: command.Read, Read: m.status, WaitKeys: statusWaitKeys},
 		wire.OpActionList:     {Kind: command.Read, Read: m.listActions},
 		wire.OpWorkerRegister: {Kind: command.Write},
 		wire.OpWorkerAwait:    {Kind: command.Write, WaitKeys: awaitWaitKeys},
@@ -151,6 +152,17 @@ func (m *Machine) Handlers() map[wire.Op]command.Handler {
 // WaitKey is the key an await on (ns, taskType) parks under; invokes and
 // ending backoffs signal it.
 func WaitKey(ns, taskType string) string { return "action\x00" + ns + "\x00" + taskType }
+
+// RunWaitKey is the key a blocking status of run seq in ns parks under;
+// the run's end signals it.
+func RunWaitKey(ns string, seq uint64) string {
+	return "action-run\x00" + ns + "\x00" + strconv.FormatUint(seq, 10)
+}
+
+func statusWaitKeys(cmd *command.Command) []string {
+	seq, _ := parseRunID(cmd.Key) // a bad ID is answered NOT_FOUND at once
+	return []string{RunWaitKey(cmd.Namespace, seq)}
+}
 
 func awaitWaitKeys(cmd *command.Command) []string {
 	types, err := wire.DecodeTaskTypes(cmd.Value)

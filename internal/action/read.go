@@ -65,7 +65,9 @@ func (m *Machine) status(cmd *command.Command) command.Result {
 		s = r.view(cmd.TimeMs())
 	}
 	s.RunID = cmd.Key
-	return command.Reply(wire.AppendRunStatus(nil, &s))
+	// A status with BLOCK_MS waits for the run to end (RunWaitKey); on
+	// timeout it answers with the state the run is in.
+	return command.Result{Body: wire.AppendRunStatus(nil, &s), Empty: !s.State.Terminal()}
 }
 
 // listLimit reads a list request's limit, clamped.
