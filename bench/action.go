@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -154,27 +155,20 @@ func actionServer(ctx context.Context, e *Env, durability string, workers, concu
 
 func actionE2EDriver(durability string) func(ctx context.Context, e *Env) (Driver, error) {
 	return func(ctx context.Context, e *Env) (Driver, error) {
-		var comp completions
-		addr, err := actionServer(ctx, e, durability, e.Cfg.Workers, e.Cfg.WorkerConcurrency, nil, func(t *flo.Task) { comp.done(t.ID) })
+		addr, err := actionServer(ctx, e, durability, e.Cfg.Workers, e.Cfg.WorkerConcurrency, nil, nil)
 		if err != nil {
 			return nil, err
 		}
 		input := payload(e.Cfg.Size)
 		return floConns(addr, func(_ int, c *flo.Client) Op {
 			return func(ctx context.Context) (Done, error) {
-				id, err := c.Action.Invoke(ctx, benchAction, input, nil)
+				// Invoke, then a status call the server answers when the run ends.
+				st, err := c.Action.InvokeAndWait(ctx, benchAction, input, nil)
 				if err != nil {
 					return Done{}, err
 				}
-				if _, err := comp.wait(ctx, id); err != nil {
-					return Done{}, err
-				}
-				st, err := c.Action.Status(ctx, id, nil)
-				if err != nil {
-					return Done{}, err
-				}
-				if st.State != flo.RunCompleted {
-					return Done{}, fmt.Errorf("run %s is %s after its worker completed it", id, st.State)
+				if !bytes.Equal(st.Result, input) {
+					return Done{}, fmt.Errorf("run %s completed with %d bytes, want the %d of its input", st.RunID, len(st.Result), len(input))
 				}
 				return Done{}, nil
 			}
