@@ -103,13 +103,25 @@ func actionCmd() *cobra.Command {
 	invoke.Flags().BoolVar(&wait, "wait", false, "wait for the run to end and print its result")
 	invoke.Flags().DurationVar(&waitFor, "wait-timeout", 0, "with --wait, give up after this long (0 = no limit)")
 
+	var statusWait bool
+	var statusWaitFor time.Duration
 	status := &cobra.Command{
 		Use:   "status RUN_ID",
 		Short: "Print a run's state, attempts, timestamps, result or error",
-		Args:  cobra.ExactArgs(1),
+		Long: "Print a run's state, attempts, timestamps, result or error.\n\n" +
+			"With --wait, the server answers once the run has ended (or --wait-timeout has passed,\n" +
+			"printing the run as it is then).",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o := &flo.ActionStatusOptions{}
+			if statusWait {
+				o.Block = flo.Forever
+				if statusWaitFor > 0 {
+					o.Block = statusWaitFor
+				}
+			}
 			return cf.run(func(ctx context.Context, c *flo.Client) error {
-				st, err := c.Action.Status(ctx, args[0], nil)
+				st, err := c.Action.Status(ctx, args[0], o)
 				if err != nil {
 					return err
 				}
@@ -118,6 +130,9 @@ func actionCmd() *cobra.Command {
 			})
 		},
 	}
+
+	status.Flags().BoolVar(&statusWait, "wait", false, "wait for the run to end")
+	status.Flags().DurationVar(&statusWaitFor, "wait-timeout", 0, "with --wait, answer after this long even if the run has not ended (0 = no limit)")
 
 	var limit int
 	var all bool
@@ -196,6 +211,7 @@ func printRunStatus(w io.Writer, st *flo.RunStatus) {
 func workerCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "worker", Short: "Inspect workers"}
 	cf := addClientFlags(cmd)
+
 	var limit int
 	var all bool
 	list := &cobra.Command{

@@ -39,6 +39,19 @@ func TestActionCLI(t *testing.T) {
 		t.Fatalf("status:\n%s", out)
 	}
 
+	// status --wait: with no worker the wait times out and shows the run as
+	// it is; a wait begun now is answered when the worker below ends it.
+	if out := must("action", "status", id, "--wait", "--wait-timeout", "200ms"); !strings.Contains(out, "status:    pending") {
+		t.Fatalf("status --wait with a timeout:\n%s", out)
+	}
+	var waitOut strings.Builder
+	waitCmd := exec.Command(bin, "action", "status", id, "--wait", "--server", srv.Addr)
+	waitCmd.Stdout, waitCmd.Stderr = &waitOut, &waitOut
+	if err := waitCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // let it reach the server first
+
 	c := srv.Client(t, flo.Options{})
 	w := flo.NewTaskWorker(c, "cli-worker", &flo.TaskWorkerOptions{Block: time.Second})
 	w.Handle("echo", func(ctx context.Context, t *flo.Task) ([]byte, error) {
@@ -52,6 +65,9 @@ func TestActionCLI(t *testing.T) {
 	go func() { done <- w.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
+	if err := waitCmd.Wait(); err != nil || !strings.Contains(waitOut.String(), "status:    completed") || !strings.Contains(waitOut.String(), "echo: queued") {
+		t.Fatalf("status --wait: %v\n%s", err, waitOut.String())
+	}
 	if out := must("action", "invoke", "echo", "hi", "--wait"); out != "echo: hi\n" {
 		t.Fatalf("invoke --wait printed %q", out)
 	}
