@@ -74,6 +74,20 @@ class ActionTest(ServerTestCase):
         self.assertEqual([w.worker_id for w in [*workers, *rest]], ["pw-0", "pw-1", "pw-2"])
         self.assertEqual({w.max_concurrency for w in [*workers, *rest]}, {7})
 
+    async def test_status_waits_for_the_run_to_end(self) -> None:
+        await self.client.action.register("slow-end")
+        run_id = (await self.client.action.invoke("slow-end", b"in")).run_id
+        st = await self.client.action.status(run_id, ActionStatusOptions(block_ms=200))
+        self.assertEqual(st.status, RunStatus.PENDING)  # nothing happened: the run as it is
+        waiter = asyncio.ensure_future(self.client.action.status(run_id, ActionStatusOptions(block_ms=0)))
+        task = (await self.client.worker.await_task("w", ["slow-end"])).task
+        assert task is not None
+        await asyncio.sleep(0.1)
+        self.assertFalse(waiter.done(), "a waiting status answered before the run ended")
+        await self.client.worker.complete("w", task.task_id, b"out")
+        st = await asyncio.wait_for(waiter, 10)
+        self.assertEqual((st.status, st.result), (RunStatus.COMPLETED, b"out"))
+
     async def test_register_rejects_wasm(self) -> None:
         with self.assertRaises(BadRequestError):
             await self.client.action.register("w", ActionType.WASM)

@@ -15,7 +15,7 @@ from .options import (
     ActionType,
 )
 from .results import ActionInvokeResult, ActionList, ActionRunStatus
-from .wire import OpCode, Status
+from .wire import OpCode, Status, Tag
 
 if TYPE_CHECKING:
     from .client import FloClient
@@ -53,9 +53,16 @@ class ActionClient:
         return ActionInvokeResult(run_id=wire.decode_action_invoke(reply))
 
     async def status(self, run_id: str, options: Optional[ActionStatusOptions] = None) -> ActionRunStatus:
-        """Return the run's status, result, error and timing; NotFoundError for an unknown run."""
+        """Return the run's status, result, error and timing; NotFoundError for an unknown run.
+
+        With ``ActionStatusOptions(block_ms=…)`` the server answers once the run
+        has ended (or the wait is over).
+        """
+        block_ms = options.block_ms if options is not None else None
+        opts = wire.Options().u32(Tag.BLOCK_MS, block_ms).build() if block_ms is not None else b""
         _, reply = await self._client.request(
-            OpCode.ACTION_STATUS, namespace_of(options), name_bytes(run_id, "run id"), idempotent=True
+            OpCode.ACTION_STATUS, namespace_of(options), name_bytes(run_id, "run id"), b"", opts,
+            block_ms=block_ms, idempotent=True,
         )
         return wire.decode_action_status(reply)
 

@@ -303,7 +303,14 @@ class ActionInvokeOptions:
 
 @dataclass
 class ActionStatusOptions(NamespaceOptions):
-    """Options for ``action.status``."""
+    """Options for ``action.status``.
+
+    ``block_ms`` (a flo extension): ``None`` answers at once; ``0`` waits until
+    the run has ended with no time limit; ``N`` waits at most N ms and then
+    answers with the run as it is.
+    """
+
+    block_ms: Optional[int] = None
 
 
 @dataclass
