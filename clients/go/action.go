@@ -309,6 +309,9 @@ func (a *Action) InvokeAndWait(ctx context.Context, name string, input []byte, o
 		asked := time.Now()
 		st, err := a.Status(ctx, id, &ActionStatusOptions{Namespace: o.Namespace, Block: statusWait})
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("waiting for run %s: %w", id, ctx.Err())
+			}
 			return nil, err
 		}
 		if st.State.Terminal() {

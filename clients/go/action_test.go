@@ -1306,3 +1306,16 @@ func TestAction_InvokeAndWaitDoesNotPoll(t *testing.T) {
 		t.Fatalf("%d status calls for one 600 ms run; want 1 (polling would take ~10)", n)
 	}
 }
+
+// TestAction_InvokeAndWaitTimesOutWithTheRunID: a wait that outlives its
+// context says which run it was waiting for.
+func TestAction_InvokeAndWaitTimesOutWithTheRunID(t *testing.T) {
+	c, _ := actSetup(t)
+	actRegister(t, c, "nobody", 5*time.Second, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := c.Action.InvokeAndWait(ctx, "nobody", nil, nil)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waiting for run run-") {
+		t.Fatalf("InvokeAndWait past its deadline: %v", err)
+	}
+}
