@@ -2,6 +2,7 @@ package flo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -298,6 +299,7 @@ func (a *Action) InvokeAndWait(ctx context.Context, name string, input []byte, o
 		maxPoll = 100 * time.Millisecond
 	}
 	poll := time.Millisecond
+	overloaded := false // the server refused a waiting call: poll from then on
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -307,11 +309,21 @@ func (a *Action) InvokeAndWait(ctx context.Context, name string, input []byte, o
 		case <-timer.C:
 		}
 		asked := time.Now()
-		st, err := a.Status(ctx, id, &ActionStatusOptions{Namespace: o.Namespace, Block: statusWait})
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("waiting for run %s: %w", id, ctx.Err())
-			}
+		block := statusWait
+		if overloaded {
+			block = 0
+		}
+		st, err := a.Status(ctx, id, &ActionStatusOptions{Namespace: o.Namespace, Block: block})
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("waiting for run %s: %w", id, ctx.Err())
+		case errors.Is(err, ErrOverloaded) && !overloaded:
+			// The server holds as many waiting calls as it allows: poll.
+			overloaded = true
+			timer.Reset(0)
+			continue
+		default:
 			return nil, err
 		}
 		if st.State.Terminal() {
@@ -320,11 +332,11 @@ func (a *Action) InvokeAndWait(ctx context.Context, name string, input []byte, o
 			}
 			return st, nil
 		}
-		if time.Since(asked) >= statusWait/2 {
+		if !overloaded && time.Since(asked) >= statusWait/2 {
 			timer.Reset(0) // the server waited: ask again at once
 			continue
 		}
-		// The server did not wait (an upstream server): poll.
+		// The server did not wait (an upstream server) or could not: poll.
 		timer.Reset(poll)
 		poll = min(2*poll, maxPoll)
 	}

@@ -14,6 +14,7 @@ import (
 
 	flo "github.com/floruntime/flo/clients/go"
 	"github.com/floruntime/flo/flotest"
+	"github.com/floruntime/flo/internal/config"
 	"github.com/floruntime/flo/wire"
 )
 
@@ -1235,13 +1236,21 @@ func TestAction_StatusWaitsForTheRunToEnd(t *testing.T) {
 		t.Fatalf("status after waiting on a pending run = %+v", st)
 	}
 
-	// Two waiters on other connections are both answered by the complete.
-	w1 := statusWait(srv.Client(t, flo.Options{}), id, 15*time.Second)
-	w2 := statusWait(srv.Client(t, flo.Options{}), id, flo.Forever)
+	// A wait that times out answers with the run as it is then, not as it
+	// was when the wait began.
+	early := statusWait(c, id, 1500*time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
 	task, err := c.Worker.Await(ctx, "w", []string{"job"}, nil)
 	if err != nil || task == nil {
 		t.Fatalf("await = %v, %v", task, err)
 	}
+	if st := recvStatus(t, early, "claimed run"); st.State != flo.RunRunning || st.Attempt != 1 {
+		t.Fatalf("a wait that began before the claim and timed out after it = %+v", st)
+	}
+
+	// Two waiters on other connections are both answered by the complete.
+	w1 := statusWait(srv.Client(t, flo.Options{}), id, 15*time.Second)
+	w2 := statusWait(srv.Client(t, flo.Options{}), id, flo.Forever)
 	time.Sleep(100 * time.Millisecond) // the waiters park while the run is running
 	if err := c.Worker.Complete(ctx, "w", task.ID, []byte("out"), nil); err != nil {
 		t.Fatal(err)
@@ -1317,5 +1326,41 @@ func TestAction_InvokeAndWaitTimesOutWithTheRunID(t *testing.T) {
 	_, err := c.Action.InvokeAndWait(ctx, "nobody", nil, nil)
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waiting for run run-") {
 		t.Fatalf("InvokeAndWait past its deadline: %v", err)
+	}
+}
+
+// TestAction_InvokeAndWaitPollsWhenWaitersAreFull: a server at its waiter
+// limit refuses the waiting status (OVERLOADED); InvokeAndWait then polls.
+func TestAction_InvokeAndWaitPollsWhenWaitersAreFull(t *testing.T) {
+	c, ctx := configured(t, func(cfg *config.Config) { cfg.MaxWaiters = 1 })
+	actRegister(t, c, "job", 10*time.Second, 0)
+	// The one waiter slot is taken by a blocking dequeue.
+	parked := make(chan error, 1)
+	pctx, stopParked := context.WithCancel(ctx)
+	defer func() { stopParked(); <-parked }()
+	go func() {
+		_, err := c.Queue.Dequeue(pctx, "empty", 1, &flo.QueueDequeueOptions{Block: flo.Forever})
+		parked <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	go func() {
+		task, err := c.Worker.Await(ctx, "w", []string{"job"}, &flo.WorkerAwaitOptions{})
+		for err == nil && task == nil {
+			time.Sleep(20 * time.Millisecond)
+			task, err = c.Worker.Await(ctx, "w", []string{"job"}, nil)
+		}
+		if err == nil {
+			time.Sleep(200 * time.Millisecond)
+			err = c.Worker.Complete(ctx, "w", task.ID, []byte("done"), nil)
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	}()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := c.Action.InvokeAndWait(wctx, "job", nil, nil)
+	if err != nil || string(st.Result) != "done" {
+		t.Fatalf("InvokeAndWait with no waiter slot free = %+v, %v", st, err)
 	}
 }

@@ -292,9 +292,10 @@ func (cn *conn) roundTrip(ctx context.Context, r request, exclusive bool) ([]byt
 	p := &pendingCall{done: make(chan struct{})}
 	opts := r.options
 	if r.block != 0 {
-		ms := uint32(0)
+		ms := uint32(0) // Forever
 		if r.block > 0 {
-			ms = uint32(min(r.block.Milliseconds(), 1<<32-1))
+			// At least 1 ms: 0 on the wire means forever.
+			ms = uint32(min(max(r.block.Milliseconds(), 1), 1<<32-1))
 		}
 		opts = wire.AppendU32(append(wire.Options(nil), opts...), wire.TagBlockMs, ms)
 	}

@@ -28,10 +28,10 @@ type QueueConsumeOptions struct {
 	// Consume leases only as many messages as it has free handlers.
 	Concurrency int
 	// Visibility is the lease taken on each message (default 30 s). While
-	// a handler runs, the lease is renewed about every third of it (at
-	// most 5/12 apart), so only a consumer that stops (or loses its
-	// connection) lets a message be redelivered, about Visibility after its
-	// last renewal.
+	// a handler runs, the lease is renewed about every third of it
+	// (normally at most 5/12 apart), so only a consumer that stops (or
+	// loses its connection) lets a message be redelivered, about
+	// Visibility after its last renewal.
 	Visibility time.Duration
 	// Poll is how long one dequeue waits for messages before asking again
 	// (default 5 s).

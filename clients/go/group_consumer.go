@@ -28,8 +28,9 @@ type StreamConsumeOptions struct {
 	Concurrency int
 	// AckTimeout and MaxDeliver, if set, become the group's settings (see
 	// StreamGroupJoinOptions). While a handler runs its record's deadline is
-	// renewed about every third of AckTimeout (30 s when unset; at most
-	// 5/12 apart), so slow handlers are not redelivered behind their back.
+	// renewed about every third of AckTimeout (30 s when unset; normally
+	// at most 5/12 apart), so slow handlers are not redelivered behind
+	// their back.
 	AckTimeout time.Duration
 	MaxDeliver int
 	// Poll is how long one blocking read waits before reading again

@@ -143,9 +143,11 @@ func (r *rider[T]) drain() []T {
 // keeper ticks every every/4 and counts an item's age from the tick before
 // it was added, so items added between the same two ticks are renewed in
 // the same round, between 3/4 and 5/4 of every after they were leased and
-// then every every (helpers use a third of the lease). renew gets all due
-// items at once and returns those whose lease is gone, which are no longer
-// renewed.
+// then every every (helpers use a third of the lease) — while rounds are
+// quick: rounds run one at a time, and a slow one (each times out after
+// every) delays the next. renew gets all due items at once and returns
+// those whose lease is gone, which are no longer renewed until leased
+// again.
 type leaseKeeper[K comparable] struct {
 	every time.Duration
 	renew func(ctx context.Context, due []K) (lost []K)
@@ -161,6 +163,7 @@ type leaseKeeper[K comparable] struct {
 type leaseEntry struct {
 	since    time.Time // the tick before it was leased, or its last renewal round
 	holders  int       // handlers running this item (a redelivery may overlap)
+	lease    uint64    // counts adds: a lost report applies only to the lease it was about
 	renewing bool      // in the renewal round in flight
 	lost     bool
 }
@@ -185,6 +188,7 @@ func (k *leaseKeeper[K]) add(x K) {
 	}
 	e.since = k.lastTick
 	e.holders++
+	e.lease++
 	e.lost = false // a new lease
 }
 
@@ -195,6 +199,9 @@ func (k *leaseKeeper[K]) remove(x K) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	e := k.items[x]
+	if e == nil {
+		return // not added
+	}
 	for e.renewing {
 		k.cond.Wait()
 	}
@@ -214,6 +221,7 @@ func (k *leaseKeeper[K]) loop() {
 	tick := time.NewTicker(k.every / 4)
 	defer tick.Stop()
 	var due []K
+	leases := map[K]uint64{} // the lease of each due item when its round began
 	for {
 		select {
 		case <-k.stop:
@@ -228,6 +236,7 @@ func (k *leaseKeeper[K]) loop() {
 			if !e.lost && now.Sub(e.since) >= k.every {
 				e.renewing = true
 				due = append(due, x)
+				leases[x] = e.lease
 			}
 		}
 		k.mu.Unlock()
@@ -244,10 +253,12 @@ func (k *leaseKeeper[K]) loop() {
 			e.since = now
 		}
 		for _, x := range lost {
-			if e := k.items[x]; e != nil {
+			// Leased again during the round: the report is about the old lease.
+			if e := k.items[x]; e != nil && e.lease == leases[x] {
 				e.lost = true
 			}
 		}
+		clear(leases)
 		k.cond.Broadcast()
 		k.mu.Unlock()
 	}

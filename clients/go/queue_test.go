@@ -971,3 +971,16 @@ func TestQueue_Kill9KeepsAcksSentWithDequeue(t *testing.T) {
 		t.Fatalf("acked messages came back: %q", queuePayloads(ms))
 	}
 }
+
+// TestQueue_SubMillisecondBlockIsNotForever: BLOCK_MS counts whole
+// milliseconds and 0 means forever, so a positive Block under 1 ms must go
+// out as 1 ms, not 0.
+func TestQueue_SubMillisecondBlockIsNotForever(t *testing.T) {
+	_, c, ctx := queueSetup(t)
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ms, err := c.Queue.Dequeue(wctx, "empty", 1, &flo.QueueDequeueOptions{Block: 100 * time.Microsecond})
+	if err != nil || len(ms) != 0 {
+		t.Fatalf("dequeue with a 100 µs block = %v, %v", ms, err)
+	}
+}

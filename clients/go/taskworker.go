@@ -53,8 +53,9 @@ type TaskWorkerOptions struct {
 	Pollers int
 	// Lease is the lease taken on each claimed task, in place of the
 	// action's timeout (default 30 s). While a handler runs the lease is
-	// renewed about every third of it (at most 5/12 apart), so a crashed
-	// worker's tasks are retried about Lease after its last renewal.
+	// renewed about every third of it (normally at most 5/12 apart), so a
+	// crashed worker's tasks are retried about Lease after its last
+	// renewal.
 	Lease time.Duration
 	// Block is how long one await call waits for work (default 30 s).
 	Block time.Duration

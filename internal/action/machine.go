@@ -229,7 +229,9 @@ func (m *Machine) Apply(cmd *command.Command, b storage.Batch) command.Result {
 		r = t.touch(cmd)
 	}
 	if t.err != nil {
-		return command.Fail(wire.Errorf(wire.StatusInternal, "action: %v", t.err))
+		// What the command changed before the failure stays changed (the
+		// batch commits), so its wake-ups still go out.
+		r = command.Fail(wire.Errorf(wire.StatusInternal, "action: %v", t.err))
 	}
 	r.Wake = append(r.Wake, t.wake...)
 	return r

@@ -307,8 +307,11 @@ func (n *Node) unregister(c *call) {
 	}
 }
 
-// expire ends c's wait: a parked call is answered with its empty result at
-// once; a running one when its attempt returns empty.
+// expire ends c's wait: a parked write is answered with its last empty
+// result at once, a parked read with a fresh read (a read parked since its
+// first attempt would otherwise answer with the state of back then, e.g. a
+// run's status from before it was claimed); a running call is answered
+// when its attempt returns empty.
 func (n *Node) expire(c *call) {
 	n.mu.Lock()
 	if c.finished {
@@ -321,7 +324,15 @@ func (n *Node) expire(c *call) {
 		return
 	}
 	last := c.last
+	read := c.handler.Kind == command.Read
+	if read {
+		c.running = true // a signal meanwhile only sets signalled
+	}
 	n.mu.Unlock()
+	if read {
+		c.cmd.Time = n.now()
+		last = c.handler.Read(c.cmd)
+	}
 	n.finish(c, last)
 }
 
