@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -182,9 +183,13 @@ func (l *Local) applyGroup(props []proposal) {
 		r := l.applier.Apply(props[i].cmd, b)
 		results = append(results, r)
 		if l.wake != nil && len(r.Wake) > 0 {
+			// A woken write goes right after its waker: it was waiting
+			// before anything later in the group arrived.
+			var woken []proposal
 			for _, p := range l.wake(r.Wake) {
-				props = append(props, proposal{cmd: p.Cmd, done: p.Done})
+				woken = append(woken, proposal{cmd: p.Cmd, done: p.Done})
 			}
+			props = slices.Insert(props, i+1, woken...)
 		}
 	}
 	if l.opts.Durability != Sync {

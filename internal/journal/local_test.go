@@ -246,3 +246,46 @@ func TestLocal_WokenWritesJoinTheGroup(t *testing.T) {
 		db.Close()
 	}
 }
+
+// orderApplier records the keys it applies, in order.
+type orderApplier struct {
+	setApplier
+	mu    sync.Mutex
+	order []string
+}
+
+func (a *orderApplier) Apply(cmd *command.Command, b storage.Batch) command.Result {
+	a.mu.Lock()
+	a.order = append(a.order, string(cmd.Key))
+	a.mu.Unlock()
+	return a.setApplier.Apply(cmd, b)
+}
+
+// TestLocal_WokenWriteIsAppliedRightAfterItsWaker: in a group [a, c] where
+// a wakes a parked write b, b comes before c — it was waiting first.
+func TestLocal_WokenWriteIsAppliedRightAfterItsWaker(t *testing.T) {
+	t.Parallel()
+	db, err := storage.Open("data", storage.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	app := &orderApplier{}
+	j := NewLocal(db, app, LocalOptions{Durability: Interval, FlushInterval: time.Hour}, func(err error) { panic(err) })
+	j.WakeWriters(func(keys []string) []Proposal {
+		if keys[0] != "a" {
+			return nil
+		}
+		return []Proposal{{Cmd: &command.Command{Key: []byte("b")}, Done: func(command.Result) {}}}
+	})
+	noop := func(command.Result) {}
+	// The group the apply goroutine would take with a and c queued
+	// (nothing is submitted, so that goroutine is idle).
+	j.applyGroup([]proposal{{cmd: &command.Command{Key: []byte("a")}, done: noop}, {cmd: &command.Command{Key: []byte("c")}, done: noop}})
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(app.order) != "[a b c]" {
+		t.Fatalf("apply order %v, want [a b c]", app.order)
+	}
+}

@@ -40,7 +40,13 @@ type Node struct {
 	waiters map[string][]*call // key -> calls registered on it, in arrival order
 	parked  int                // calls registered as waiters
 
-	retries   chan *call
+	// retryQ holds calls a signal woke, for the retry goroutine (guarded
+	// by mu; each call is in it at most once, since it is running).
+	// retryWake tells that goroutine the queue is not empty. Once closing,
+	// nothing is queued: a woken call is finished with its last result.
+	retryQ    []*call
+	retryWake chan struct{}
+	closing   bool
 	stop      chan struct{}
 	stopped   sync.WaitGroup
 	pulseBusy bool
@@ -58,12 +64,12 @@ func New(f *fsm.FSM, j journal.Journal, o Options) *Node {
 		o.Now = time.Now
 	}
 	n := &Node{
-		fsm:     f,
-		j:       j,
-		opts:    o,
-		waiters: make(map[string][]*call),
-		retries: make(chan *call, 1024),
-		stop:    make(chan struct{}),
+		fsm:       f,
+		j:         j,
+		opts:      o,
+		waiters:   make(map[string][]*call),
+		retryWake: make(chan struct{}, 1),
+		stop:      make(chan struct{}),
 	}
 	if l, ok := j.(interface {
 		WakeWriters(func(keys []string) []journal.Proposal)
@@ -76,17 +82,26 @@ func New(f *fsm.FSM, j journal.Journal, o Options) *Node {
 	return n
 }
 
-// Close stops the node's background work. Parked calls are finished with
-// their empty result.
+// Close stops the node's background work. Parked calls, and calls woken
+// but not yet retried, are finished with their last empty result; a call
+// whose attempt is in the journal is answered by that attempt.
 func (n *Node) Close() {
+	n.mu.Lock()
+	n.closing = true
+	n.mu.Unlock()
 	close(n.stop)
 	n.stopped.Wait()
 	n.mu.Lock()
+	queued := n.retryQ
+	n.retryQ = nil
 	var all []*call
 	for _, cs := range n.waiters {
 		all = append(all, cs...)
 	}
 	n.mu.Unlock()
+	for _, c := range queued {
+		n.finish(c, c.last) // never attempted again: nothing taken
+	}
 	for _, c := range all {
 		n.expire(c)
 	}
@@ -280,12 +295,17 @@ func (n *Node) finish(c *call, r command.Result) {
 		c.finished = true
 		n.unregister(c)
 		n.mu.Unlock()
-		if c.timer != nil {
-			c.timer.Stop()
-		}
-		c.stopCtx()
+		n.stopWaiting(c)
 	}
 	c.done(r)
+}
+
+// stopWaiting releases a finished call's deadline timer and context hook.
+func (n *Node) stopWaiting(c *call) {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.stopCtx()
 }
 
 // unregister removes c from every key list. Callers hold n.mu.
@@ -323,17 +343,22 @@ func (n *Node) expire(c *call) {
 		n.mu.Unlock()
 		return
 	}
-	last := c.last
-	read := c.handler.Kind == command.Read
-	if read {
+	if c.handler.Kind == command.Read {
 		c.running = true // a signal meanwhile only sets signalled
-	}
-	n.mu.Unlock()
-	if read {
+		n.mu.Unlock()
 		c.cmd.Time = n.now()
-		last = c.handler.Read(c.cmd)
+		n.finish(c, c.handler.Read(c.cmd))
+		return
 	}
-	n.finish(c, last)
+	// A parked write ends here, under the lock that saw it parked: once
+	// the lock is released, a signal (or wakeWriters) could start an
+	// attempt that takes an item whose answer would be thrown away.
+	c.finished = true
+	n.unregister(c)
+	last := c.last
+	n.mu.Unlock()
+	n.stopWaiting(c)
+	c.done(last)
 }
 
 // signal wakes the calls registered under key. Every parked read retries
@@ -374,25 +399,45 @@ func (n *Node) signal(key string) {
 	}
 }
 
-// retry re-attempts c from the retry goroutine, keeping arrival order and
-// never blocking the journal goroutine that delivered the signal.
+// retry re-attempts c (running) from the retry goroutine, keeping arrival
+// order and never blocking the journal goroutine that delivered the
+// signal. Once the node is closing, c is finished with its last result.
 func (n *Node) retry(c *call) {
+	n.mu.Lock()
+	if n.closing {
+		last := c.last
+		n.mu.Unlock()
+		n.finish(c, last)
+		return
+	}
+	n.retryQ = append(n.retryQ, c)
+	n.mu.Unlock()
 	select {
-	case n.retries <- c:
+	case n.retryWake <- struct{}{}:
 	default:
-		go func() { n.retries <- c }()
 	}
 }
 
 func (n *Node) retryLoop() {
 	defer n.stopped.Done()
+	var batch []*call
 	for {
 		select {
 		case <-n.stop:
 			return
-		case c := <-n.retries:
+		case <-n.retryWake:
+		}
+		n.mu.Lock()
+		batch = append(batch[:0], n.retryQ...)
+		clear(n.retryQ)
+		n.retryQ = n.retryQ[:0]
+		n.mu.Unlock()
+		// Every call taken is attempted, even if the node starts closing
+		// meanwhile (an attempt after the journal closed is answered).
+		for _, c := range batch {
 			n.attempt(c)
 		}
+		clear(batch)
 	}
 }
 

@@ -320,3 +320,90 @@ func TestNode_WokenWriterJoinsTheWakersGroup(t *testing.T) {
 		t.Fatalf("the woken pop was applied in group %d, its push in group %d", m.takeGroup, m.pushGroup)
 	}
 }
+
+// TestNode_ExpiringPopsNeverLoseAnItem: pops with a 1 ms deadline race
+// pushes. Every item is either answered to a pop or still queued: a pop
+// that expires must not also take an item whose answer is dropped.
+func TestNode_ExpiringPopsNeverLoseAnItem(t *testing.T) {
+	t.Parallel()
+	m := &fifo{}
+	n := newNode(t, m, Options{})
+	stop := make(chan struct{})
+	var got sync.Map // item -> true
+	var poppers sync.WaitGroup
+	for range 64 {
+		poppers.Add(1)
+		go func() {
+			defer poppers.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if v := popped(do(context.Background(), n, opPop, Block{Enabled: true, For: time.Millisecond})); v != 0 {
+					if _, dup := got.LoadOrStore(v, true); dup {
+						t.Errorf("item %d answered twice", v)
+					}
+				}
+			}
+		}()
+	}
+	var pushers sync.WaitGroup
+	for range 4 {
+		pushers.Add(1)
+		go func() {
+			defer pushers.Done()
+			for range 500 {
+				do(context.Background(), n, opPush, Block{})
+			}
+		}()
+	}
+	pushers.Wait()
+	close(stop)
+	poppers.Wait()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	answered := 0
+	got.Range(func(any, any) bool { answered++; return true })
+	if answered+len(m.items) != int(m.next) {
+		t.Fatalf("%d pushed, %d answered, %d still queued: %d lost", m.next, answered, len(m.items), int(m.next)-answered-len(m.items))
+	}
+}
+
+// TestNode_CloseAnswersEveryCall: calls woken but not yet retried when the
+// node closes are answered too, not left waiting forever.
+func TestNode_CloseAnswersEveryCall(t *testing.T) {
+	t.Parallel()
+	for round := range 20 {
+		db, err := storage.Open("n", storage.Options{FS: vfs.NewMem()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &fifo{}
+		f, err := fsm.New(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := journal.NewLocal(db, f, journal.LocalOptions{Durability: journal.Sync}, func(err error) { panic(err) })
+		n := New(f, j, Options{})
+		const pops = 40
+		answered := make(chan struct{}, pops)
+		for range pops {
+			n.Do(context.Background(), &command.Command{Op: command.Op(opPop)}, Block{Enabled: true}, func(command.Result) { answered <- struct{}{} })
+		}
+		for range pops / 2 {
+			do(context.Background(), n, opPush, Block{})
+		}
+		n.Close() // with pops woken by the pushes still queued for their retry
+		for i := range pops {
+			select {
+			case <-answered:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("round %d: %d of %d pops never answered after Close", round, pops-i, pops)
+			}
+		}
+		j.Close()
+		db.Close()
+	}
+}
