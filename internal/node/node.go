@@ -220,8 +220,8 @@ func (n *Node) wakeWriters(keys []string) []journal.Proposal {
 	n.mu.Lock()
 	for _, k := range keys {
 		for _, c := range n.waiters[k] {
-			if c.finished || c.handler.Kind != command.Write {
-				continue
+			if c.finished || c.handler.Kind != command.Write || c.ctx.Err() != nil {
+				continue // a write whose connection has gone takes nothing
 			}
 			if !c.running && !c.expired {
 				c.running = true
@@ -377,10 +377,10 @@ func (n *Node) signal(key string) {
 	var wake []*call
 	writerTold := false
 	for _, c := range cs {
-		if c.finished {
-			continue
-		}
 		write := c.handler.Kind == command.Write
+		if c.finished || (write && c.ctx.Err() != nil) {
+			continue // a write whose connection has gone takes nothing
+		}
 		if write && writerTold {
 			continue
 		}

@@ -407,3 +407,26 @@ func TestNode_CloseAnswersEveryCall(t *testing.T) {
 		db.Close()
 	}
 }
+
+// TestNode_CancelledPopTakesNothing: a parked pop whose context (its
+// connection) has ended gets no item even if the push comes before its
+// cancellation is processed; the next parked pop gets it.
+func TestNode_CancelledPopTakesNothing(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, &fifo{}, Options{})
+	for round := range 200 {
+		ctx, cancel := context.WithCancel(context.Background())
+		gone := make(chan command.Result, 1)
+		n.Do(ctx, &command.Command{Op: command.Op(opPop)}, Block{Enabled: true}, func(r command.Result) { gone <- r })
+		next := make(chan command.Result, 1)
+		n.Do(context.Background(), &command.Command{Op: command.Op(opPop)}, Block{Enabled: true}, func(r command.Result) { next <- r })
+		cancel()
+		do(context.Background(), n, opPush, Block{})
+		if v := popped(<-gone); v != 0 {
+			t.Fatalf("round %d: the cancelled pop took item %d", round, v)
+		}
+		if v := popped(<-next); v == 0 {
+			t.Fatalf("round %d: the live pop got nothing", round)
+		}
+	}
+}
