@@ -984,3 +984,32 @@ func TestQueue_SubMillisecondBlockIsNotForever(t *testing.T) {
 		t.Fatalf("dequeue with a 100 µs block = %v, %v", ms, err)
 	}
 }
+
+// TestQueue_ParkedDequeueDoesNotReapplyItsAcks: the acks a blocking dequeue
+// carries are applied once, by its first attempt. Here the acked message is
+// in the DLQ then (the ack is ignored); an operator requeues it while the
+// dequeue is parked, and the woken dequeue must deliver it, not ack it again.
+func TestQueue_ParkedDequeueDoesNotReapplyItsAcks(t *testing.T) {
+	srv, c, ctx := queueSetup(t)
+	seqs := enqueueAll(t, c, "jobs", "x")
+	leased := mustDequeue(t, c, "jobs", 1, nil)
+	if err := c.Queue.Nack(ctx, "jobs", queueSeqs(leased), &flo.QueueNackOptions{ToDLQ: true}); err != nil {
+		t.Fatal(err)
+	}
+	consumer := srv.Client(t, flo.Options{})
+	got := make(chan []flo.QueueMessage, 1)
+	go func() {
+		ms, err := consumer.Queue.Dequeue(ctx, "jobs", 1, &flo.QueueDequeueOptions{Block: 10 * time.Second, Ack: seqs})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- ms
+	}()
+	time.Sleep(200 * time.Millisecond) // parked, its ack of the DLQ'd message ignored
+	if err := c.Queue.DLQRequeue(ctx, "jobs", seqs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ms := <-got; len(ms) != 1 || ms[0].Seq != seqs[0] {
+		t.Fatalf("the parked dequeue got %+v, want the requeued message (stats %+v)", ms, mustStats(t, c, "jobs"))
+	}
+}

@@ -104,6 +104,11 @@ type Handler struct {
 	// them before its first attempt, so no signal can slip between an empty
 	// attempt and parking.
 	WaitKeys func(cmd *Command) []string
+	// Retried, if set, is called on a parked call's command before each
+	// attempt after the first, to drop what the first attempt already did
+	// for good (a dequeue's acks): a retry must not apply it again at a
+	// later time, when it may mean something else.
+	Retried func(cmd *Command)
 }
 
 // Reply builds an OK result with body.

@@ -135,6 +135,7 @@ type call struct {
 	done    func(command.Result)
 
 	keys      []string
+	attempted bool // an attempt has been made (owned by whoever runs the call)
 	running   bool // an attempt is executing
 	signalled bool // a signal arrived while running: retry instead of parking
 	woken     bool // a signal reached this call at least once
@@ -187,7 +188,7 @@ func (n *Node) register(c *call, keys []string, wait time.Duration) bool {
 
 // attempt executes c once.
 func (n *Node) attempt(c *call) {
-	c.cmd.Time = n.now()
+	n.stamp(c)
 	if c.handler.Kind == command.Read {
 		n.finishAttempt(c, c.handler.Read(c.cmd))
 		return
@@ -196,6 +197,16 @@ func (n *Node) attempt(c *call) {
 	if err != nil {
 		n.finishAttempt(c, command.Fail(wire.Errorf(wire.StatusInternal, "server is shutting down")))
 	}
+}
+
+// stamp prepares c's command for an attempt: the time of this attempt, and
+// for a retry the handler's Retried adjustment. The caller owns c (running).
+func (n *Node) stamp(c *call) {
+	c.cmd.Time = n.now()
+	if c.attempted && c.handler.Retried != nil {
+		c.handler.Retried(c.cmd)
+	}
+	c.attempted = true
 }
 
 // attemptDone is the done callback of an attempt of c that went through the
@@ -226,7 +237,7 @@ func (n *Node) wakeWriters(keys []string) []journal.Proposal {
 			if !c.running && !c.expired {
 				c.running = true
 				c.woken = true
-				c.cmd.Time = n.now()
+				n.stamp(c)
 				out = append(out, journal.Proposal{Cmd: c.cmd, Done: n.attemptDone(c)})
 			}
 			break // a signal reaches only the first write

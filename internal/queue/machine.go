@@ -149,6 +149,12 @@ func WaitKey(ns string, name []byte) string {
 	return "queue\x00" + ns + "\x00" + string(name)
 }
 
+// dropAcks removes a parked dequeue's ack list before its retries: the
+// acks were applied (and made durable) by its first attempt, and applied
+// again later they could delete a message that came back meanwhile (a DLQ
+// requeue of an acked seq that was in the DLQ then).
+func dropAcks(cmd *command.Command) { cmd.Value = nil }
+
 func waitKeys(cmd *command.Command) []string {
 	return []string{WaitKey(cmd.Namespace, cmd.Key)}
 }
@@ -157,7 +163,7 @@ func waitKeys(cmd *command.Command) []string {
 func (m *Machine) Handlers() map[wire.Op]command.Handler {
 	return map[wire.Op]command.Handler{
 		wire.OpQueueEnqueue:    {Kind: command.Write},
-		wire.OpQueueDequeue:    {Kind: command.Write, WaitKeys: waitKeys},
+		wire.OpQueueDequeue:    {Kind: command.Write, WaitKeys: waitKeys, Retried: dropAcks},
 		wire.OpQueueAck:        {Kind: command.Write},
 		wire.OpQueueNack:       {Kind: command.Write},
 		wire.OpQueueTouch:      {Kind: command.Write},

@@ -88,13 +88,16 @@ func (m *Machine) applyGroup(cmd *command.Command, b storage.Batch) command.Resu
 		if !creates {
 			return m.groupNoop(gc, wake)
 		}
+		// A refusal still carries the wake-ups of expireDue above: the
+		// entries it made redeliverable wait for a group read, and no
+		// pulse is due for them any more.
 		if l == nil {
 			if l, err = m.create(cmd.Namespace, cmd.Key); err != nil {
-				return command.Fail(err)
+				return command.Result{Err: err, Wake: wake}
 			}
 		}
 		if len(l.groups) >= m.lim.MaxGroupsPerStream {
-			return command.Fail(wire.Errorf(wire.StatusOverloaded, "too many groups on stream (limit %d)", m.lim.MaxGroupsPerStream))
+			return command.Result{Err: wire.Errorf(wire.StatusOverloaded, "too many groups on stream (limit %d)", m.lim.MaxGroupsPerStream), Wake: wake}
 		}
 		g = newGroup(l, string(gc.group))
 		l.addGroup(g)

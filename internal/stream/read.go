@@ -62,7 +62,9 @@ func (m *Machine) read(cmd *command.Command) command.Result {
 	var tsFloor int64 = math.MinInt64
 	switch {
 	case o.Has(wire.TagStreamTail):
-		if o.Has(wire.TagBlockMs) {
+		// Blocking exactly when the server parks the call: a BLOCK_MS of
+		// a width it cannot read does not block.
+		if _, blocking := o.Uint(wire.TagBlockMs); blocking {
 			start = s.last + 1
 			cmd.Options = pinStart(o, start)
 		} else if s.last+1 > uint64(count) {

@@ -715,3 +715,36 @@ func TestMachine_GroupCountAndDeadListClamp(t *testing.T) {
 		t.Fatalf("dead list default: %d", n)
 	}
 }
+
+// TestMachine_RefusedGroupCommandStillWakes: a join refused at the group
+// limit has already moved expired entries back to ready; its result must
+// still wake that group's parked readers (no pulse is due for them).
+func TestMachine_RefusedGroupCommandStillWakes(t *testing.T) {
+	t.Parallel()
+	f := setup(t, Limits{MaxGroupsPerStream: 1})
+	f.append("s", "x", nil)
+	f.apply(wire.OpStreamGroupJoin, "s", gc("g1", "c"), wire.AppendU64(nil, wire.TagAckTimeoutMs, 100))
+	if got := offsetsOf(t, f.groupRead("g1", "c", 1, nil)); !reflect.DeepEqual(got, []uint64{1}) {
+		t.Fatalf("first read: %v", got)
+	}
+	f.tick(200 * time.Millisecond) // the entry's ack timeout has passed
+	r := f.apply(wire.OpStreamGroupJoin, "s", gc("g2", "c"), nil)
+	wantStatus(t, r, wire.StatusOverloaded)
+	if len(r.Wake) != 1 {
+		t.Fatalf("refused join made an entry redeliverable but wakes %v", r.Wake)
+	}
+}
+
+// TestMachine_TailWithUnreadableBlockMsDoesNotBlock: a BLOCK_MS the server
+// cannot read (3 bytes) does not park the call, so the TAIL read must
+// answer like a non-blocking one.
+func TestMachine_TailWithUnreadableBlockMsDoesNotBlock(t *testing.T) {
+	t.Parallel()
+	f := setup(t, Limits{})
+	f.append("s", "a", nil)
+	f.append("s", "b", nil)
+	opts := wire.AppendOption(wire.AppendU32(wire.AppendFlag(nil, wire.TagStreamTail), wire.TagCount, 1), wire.TagBlockMs, []byte{1, 2, 3})
+	if got := f.read("s", opts); !reflect.DeepEqual(got, []uint64{2}) {
+		t.Fatalf("tail read with a 3-byte BLOCK_MS: %v", got)
+	}
+}
