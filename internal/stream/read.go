@@ -28,7 +28,9 @@ func (m *Machine) snapshot(ns string, name []byte) (snapshot, bool) {
 	if l == nil {
 		return snapshot{}, false
 	}
-	s := snapshot{l: l, first: l.first, last: l.last, maxTs: l.maxTs}
+	// last is what is committed: a TAIL read positioned on an offset not
+	// in storage yet would find nothing.
+	s := snapshot{l: l, first: l.first, last: l.visible, maxTs: l.maxTs}
 	if n := l.count(); n > 0 {
 		s.avgBytes = int(l.bytes / n)
 	}

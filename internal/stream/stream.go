@@ -100,9 +100,12 @@ type log struct {
 	// wake is returned as Result.Wake by every append: the stream's key and
 	// every group's key. It is replaced, never modified, when a group is
 	// added, since the node reads it after the command commits.
-	wake     []string
-	first    uint64
-	last     uint64
+	wake  []string
+	first uint64
+	last  uint64 // newest offset applied
+	// visible is the newest offset committed (Committed): where readers'
+	// tail is, since the records after it are not in storage yet.
+	visible  uint64
 	bytes    uint64 // key+payload bytes of the retained records
 	cum      uint64 // key+payload bytes of every record ever appended
 	maxTs    int64  // largest timestamp ever appended
@@ -395,6 +398,7 @@ func (m *Machine) loadLog(r storage.Reader, l *log) error {
 	if !found {
 		l.first, l.bytes = l.last+1, 0
 	}
+	l.visible = l.last
 	return m.loadGroups(r, l)
 }
 

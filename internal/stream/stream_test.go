@@ -748,3 +748,26 @@ func TestMachine_TailWithUnreadableBlockMsDoesNotBlock(t *testing.T) {
 		t.Fatalf("tail read with a 3-byte BLOCK_MS: %v", got)
 	}
 }
+
+// TestMachine_TailReadIgnoresUncommittedAppends: while a group with an
+// append is being applied (not committed), a TAIL read answers the newest
+// committed records, not an empty range past them.
+func TestMachine_TailReadIgnoresUncommittedAppends(t *testing.T) {
+	t.Parallel()
+	f := setup(t, Limits{})
+	f.append("s", "a", nil)
+	f.append("s", "b", nil)
+	b := f.db.NewBatch() // a group in progress: applied, not committed
+	f.m.Apply(&command.Command{Op: command.Op(wire.OpStreamAppend), Time: f.now + 1, Namespace: "ns", Key: []byte("s"), Value: []byte("c")}, b)
+	tail := wire.AppendU32(wire.AppendFlag(nil, wire.TagStreamTail), wire.TagCount, 1)
+	if got := f.read("s", tail); !reflect.DeepEqual(got, []uint64{2}) {
+		t.Fatalf("tail read during an uncommitted append: %v", got)
+	}
+	if err := f.db.Commit(b, false); err != nil {
+		t.Fatal(err)
+	}
+	f.m.Committed()
+	if got := f.read("s", tail); !reflect.DeepEqual(got, []uint64{3}) {
+		t.Fatalf("tail read after the commit: %v", got)
+	}
+}

@@ -102,6 +102,7 @@ func (c *tailCache) appendedRecord(l *log, off uint64, h *recordHeader, v []byte
 // machine's write lock.
 func (c *tailCache) publish() {
 	for _, r := range c.appended {
+		r.l.visible = max(r.l.visible, r.off)
 		t := &r.l.tail
 		switch {
 		case r.off < r.l.first:
