@@ -21,6 +21,7 @@ func benchApply(b *testing.B, db *storage.DB, m *Machine, cmds ...*command.Comma
 	if err := db.Commit(batch, false); err != nil {
 		b.Fatal(err)
 	}
+	m.Committed()
 	return rs
 }
 

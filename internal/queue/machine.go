@@ -86,10 +86,16 @@ func DefaultLimits() Limits {
 // Concurrency: Apply runs on the journal goroutine; reads (peek, DLQ list,
 // stats) and NextDue run on other goroutines. mu guards every field below
 // it; reads hold it shared only while choosing messages and fetch payloads
-// after releasing it.
+// after releasing it. Reads also hold committed shared for their whole
+// run, and a group's first Apply holds it exclusively until Committed, so
+// a read never sees a change (a lease, a DLQ move, a message) that storage
+// does not have yet.
 type Machine struct {
 	db  storage.Reader
 	lim Limits
+
+	committed sync.RWMutex
+	inGroup   bool // Apply holds committed; only the journal goroutine uses it
 
 	mu     sync.RWMutex
 	queues map[string]map[string]*queue // namespace -> name -> queue
@@ -169,9 +175,27 @@ func (m *Machine) Handlers() map[wire.Op]command.Handler {
 		wire.OpQueueTouch:      {Kind: command.Write},
 		wire.OpQueueDLQRequeue: {Kind: command.Write},
 		wire.OpQueueDLQDelete:  {Kind: command.Write},
-		wire.OpQueuePeek:       {Kind: command.Read, Read: m.peek},
-		wire.OpQueueDLQList:    {Kind: command.Read, Read: m.dlqList},
-		wire.OpQueueStats:      {Kind: command.Read, Read: m.stats},
+		wire.OpQueuePeek:       {Kind: command.Read, Read: m.onCommitted(m.peek)},
+		wire.OpQueueDLQList:    {Kind: command.Read, Read: m.onCommitted(m.dlqList)},
+		wire.OpQueueStats:      {Kind: command.Read, Read: m.onCommitted(m.stats)},
+	}
+}
+
+// Committed implements fsm.Committer: the group's changes are in storage,
+// so reads may see them.
+func (m *Machine) Committed() {
+	if m.inGroup {
+		m.inGroup = false
+		m.committed.Unlock()
+	}
+}
+
+// onCommitted wraps a read so it runs only while no group is half applied.
+func (m *Machine) onCommitted(read func(*command.Command) command.Result) func(*command.Command) command.Result {
+	return func(cmd *command.Command) command.Result {
+		m.committed.RLock()
+		defer m.committed.RUnlock()
+		return read(cmd)
 	}
 }
 
@@ -190,6 +214,10 @@ func (m *Machine) NextDue() int64 {
 // on its queue at the command time, so no write ever acts on an expired
 // lease or an ended delay, whether or not a pulse got there first.
 func (m *Machine) Apply(cmd *command.Command, b storage.Batch) command.Result {
+	if !m.inGroup {
+		m.committed.Lock()
+		m.inGroup = true
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := max(cmd.Time, m.now)

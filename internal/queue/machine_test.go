@@ -51,6 +51,7 @@ func (h *harness) run(op wire.Op, name string, value []byte, opts wire.Options) 
 		if err := h.db.Commit(b, false); err != nil {
 			h.t.Fatal(err)
 		}
+		h.m.Committed()
 	}
 	if err := h.m.Check(); err != nil {
 		h.t.Fatalf("after op 0x%02x: %v", uint8(op), err)
@@ -74,6 +75,7 @@ func (h *harness) pulse() []string {
 	if err := h.db.Commit(b, false); err != nil {
 		h.t.Fatal(err)
 	}
+	h.m.Committed()
 	if err := h.m.Check(); err != nil {
 		h.t.Fatalf("after pulse: %v", err)
 	}
@@ -118,6 +120,7 @@ func (h *harness) enqueueMany(name string, n int) []uint64 {
 	if err := h.db.Commit(b, false); err != nil {
 		h.t.Fatal(err)
 	}
+	h.m.Committed()
 	return seqs
 }
 
@@ -895,5 +898,38 @@ func TestMachine_DequeueServesHeldPayloads(t *testing.T) {
 	}
 	if r := h.run(wire.OpQueueDequeue, "jobs", nil, wire.AppendU32(nil, wire.TagCount, 1)); r.Err == nil {
 		t.Fatal("dequeue of a message whose stored payload is gone succeeded: it did not read storage")
+	}
+}
+
+// TestMachine_ReadsWaitForTheGroupToCommit: a read (stats, peek, DLQ list)
+// that arrives while a group is applied but not committed answers only
+// after the commit, never with the uncommitted change.
+func TestMachine_ReadsWaitForTheGroupToCommit(t *testing.T) {
+	h := setup(t, Limits{})
+	h.enqueue("jobs", "committed", enq{})
+	b := h.db.NewBatch() // a group in progress
+	if r := h.m.Apply(&command.Command{Op: command.Op(wire.OpQueueEnqueue), Time: h.now, Namespace: h.ns, Key: []byte("jobs"), Value: []byte("pending")}, b); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	answered := make(chan uint64, 1)
+	go func() {
+		r := h.m.Handlers()[wire.OpQueueStats].Read(&command.Command{Op: command.Op(wire.OpQueueStats), Time: h.now, Namespace: h.ns, Key: []byte("jobs")})
+		s, err := wire.DecodeQueueStats(r.Body)
+		if err != nil {
+			t.Error(err)
+		}
+		answered <- s.Ready
+	}()
+	select {
+	case n := <-answered:
+		t.Fatalf("stats answered (ready %d) while the group was not committed", n)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := h.db.Commit(b, false); err != nil {
+		t.Fatal(err)
+	}
+	h.m.Committed()
+	if n := <-answered; n != 2 {
+		t.Fatalf("stats after the commit: ready %d, want 2", n)
 	}
 }
