@@ -234,18 +234,19 @@ func (m *Machine) groupRead(g *group, consumer string, count int, now int64, b s
 }
 
 // release makes a delivered entry redeliverable now, or dead-letters it if
-// it has used up its deliveries. It reports whether the entry became ready.
-func (m *Machine) release(e *entry, now int64, b storage.Batch) bool {
+// it has used up its deliveries. Either way the group's readers may now
+// get something — the entry, or a new record in the PEL room it freed — so
+// callers wake them.
+func (m *Machine) release(e *entry, now int64, b storage.Batch) {
 	if e.dIdx >= 0 {
 		heap.Remove(&m.deadlines, e.dIdx)
 	}
 	if e.deliveries >= e.g.maxDeliver {
 		m.deadLetter(e, now, b)
-		return false
+		return
 	}
 	heap.Push(&e.g.ready, e)
 	m.saveEntry(e, 0, b)
-	return true
 }
 
 // leave releases every entry delivered to consumer, in offset order.
@@ -257,11 +258,10 @@ func (m *Machine) leave(g *group, consumer string, now int64, b storage.Batch) c
 		}
 	}
 	slices.SortFunc(es, func(a, b *entry) int { return cmpOffset(a.offset, b.offset) })
-	ready := false
 	for _, e := range es {
-		ready = m.release(e, now, b) || ready
+		m.release(e, now, b)
 	}
-	if ready {
+	if len(es) > 0 {
 		return command.Result{Wake: []string{g.wakeKey}}
 	}
 	return command.Result{}
@@ -305,15 +305,15 @@ func (m *Machine) ack(g *group, seqs []uint64, b storage.Batch) command.Result {
 
 // nack releases delivered entries at once (an extension; see docs/protocol.md).
 func (m *Machine) nack(g *group, seqs []uint64, now int64, b storage.Batch) command.Result {
-	n, ready := 0, false
+	n := 0
 	for _, off := range seqs {
 		if e := g.pel[off]; e != nil && e.dIdx >= 0 {
-			ready = m.release(e, now, b) || ready
+			m.release(e, now, b)
 			n++
 		}
 	}
 	r := command.Reply(countReply(n))
-	if ready {
+	if n > 0 {
 		r.Wake = []string{g.wakeKey}
 	}
 	return r
@@ -397,7 +397,7 @@ func (m *Machine) deadLetter(e *entry, now int64, b storage.Batch) {
 
 // expireDue processes every entry whose deadline is ≤ now: dead-lettered if
 // it has used its deliveries, else made ready. It returns the wait keys of
-// the groups that gained ready entries. Callers hold mu.
+// the groups that gained ready entries or PEL room. Callers hold mu.
 func (m *Machine) expireDue(now int64, b storage.Batch) []string {
 	var wake []string
 	for len(m.deadlines) > 0 && m.deadlines[0].deadline <= now {
@@ -405,12 +405,13 @@ func (m *Machine) expireDue(now int64, b storage.Batch) []string {
 		g := e.g
 		if e.deliveries >= g.maxDeliver {
 			m.deadLetter(e, now, b)
-			continue
+		} else {
+			heap.Push(&g.ready, e)
+			// Persist the transition, so a reload sees exactly this state
+			// even if the group's settings change before the entry is
+			// redelivered.
+			m.saveEntry(e, 0, b)
 		}
-		heap.Push(&g.ready, e)
-		// Persist the transition, so a reload sees exactly this state even
-		// if the group's settings change before the entry is redelivered.
-		m.saveEntry(e, 0, b)
 		if !slices.Contains(wake, g.wakeKey) {
 			wake = append(wake, g.wakeKey)
 		}

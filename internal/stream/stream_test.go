@@ -771,3 +771,31 @@ func TestMachine_TailReadIgnoresUncommittedAppends(t *testing.T) {
 		t.Fatalf("tail read after the commit: %v", got)
 	}
 }
+
+// TestMachine_DeadLetteringFromAFullPELWakesReaders: a group read parked on
+// a full PEL must be woken when entries leave it for the dead-letter list
+// (by their deadline or by a nack), since new records can then be read.
+func TestMachine_DeadLetteringFromAFullPELWakesReaders(t *testing.T) {
+	t.Parallel()
+	f := setup(t, Limits{MaxPendingPerGroup: 1})
+	for range 3 {
+		f.append("s", "x", nil)
+	}
+	f.apply(wire.OpStreamGroupJoin, "s", gc("g", "c"), append(wire.AppendU64(nil, wire.TagAckTimeoutMs, 100), wire.AppendU32(nil, wire.TagMaxDeliver, 1)...))
+	if got := offsetsOf(t, f.groupRead("g", "c", 10, nil)); !reflect.DeepEqual(got, []uint64{1}) {
+		t.Fatalf("first read: %v", got)
+	}
+	if r := f.groupRead("g", "c", 10, nil); !r.Empty {
+		t.Fatal("PEL full: must be empty")
+	}
+	f.tick(200 * time.Millisecond)
+	if r := f.pulse(); len(r.Wake) != 1 {
+		t.Fatalf("entry dead-lettered by its deadline, PEL has room, but the pulse wakes %v", r.Wake)
+	}
+	if got := offsetsOf(t, f.groupRead("g", "c", 10, nil)); !reflect.DeepEqual(got, []uint64{2}) {
+		t.Fatalf("after the dead-letter: %v", got)
+	}
+	if r := f.apply(wire.OpStreamGroupNack, "s", wire.AppendGroupSeqs(nil, "g", []uint64{2}), nil); len(r.Wake) != 1 {
+		t.Fatalf("nack that dead-letters from a full PEL wakes %v", r.Wake)
+	}
+}
