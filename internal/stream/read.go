@@ -100,9 +100,24 @@ func (m *Machine) read(cmd *command.Command) command.Result {
 		case id.Sequence != 0:
 			end = id.Sequence
 		case id.TimestampMs != 0 && s.l != nil && id.TimestampMs < math.MaxInt64:
-			p, err := searchTime(m.db, s.l, s.first, s.last, s.maxTs, int64(id.TimestampMs)+1)
+			ts := int64(id.TimestampMs)
+			p, err := searchTime(m.db, s.l, s.first, s.last, s.maxTs, ts+1)
 			if err != nil {
 				return internal(err)
+			}
+			// p is the first record whose running maximum timestamp passes
+			// ts; after a trim that maximum may come from a dropped record,
+			// so records from p on whose own timestamps are ≤ ts still
+			// belong (at most count of them can be answered).
+			for n := 0; p <= s.last && n < count; n++ {
+				h, _, ok, err := peekHeader(m.db, s.l.prefix, p)
+				if err != nil {
+					return internal(err)
+				}
+				if !ok || h.tsMs > ts {
+					break
+				}
+				p++
 			}
 			end = p - 1
 		}

@@ -799,3 +799,28 @@ func TestMachine_DeadLetteringFromAFullPELWakesReaders(t *testing.T) {
 		t.Fatalf("nack that dead-letters from a full PEL wakes %v", r.Wake)
 	}
 }
+
+// TestMachine_EndTimestampAfterTrimmingTheRunningMaximum: with client
+// timestamps 1000, 500, 600 and the first trimmed, END at 700 covers the
+// two records left (both ≤ 700), although the running maximum the search
+// uses still says 1000.
+func TestMachine_EndTimestampAfterTrimmingTheRunningMaximum(t *testing.T) {
+	t.Parallel()
+	f := setup(t, Limits{})
+	for _, ts := range []uint64{1000, 500, 600} {
+		f.append("s", "x", wire.AppendU64(nil, wire.TagTimestampMs, ts))
+	}
+	end := func(ts uint64) wire.Options {
+		return wire.AppendStreamID(wire.Options{byte(wire.TagStreamEnd), 16}, wire.StreamID{TimestampMs: ts})
+	}
+	if got := f.read("s", end(700)); len(got) != 0 {
+		t.Fatalf("before the trim, END 700 stops at the first record (1000): %v", got)
+	}
+	f.apply(wire.OpStreamTrim, "s", nil, wire.AppendU64(nil, wire.TagRetentionCount, 2)) // keeps 2, 3
+	if got := f.read("s", end(700)); !reflect.DeepEqual(got, seq(2, 3)) {
+		t.Fatalf("after the trim, END 700: %v", got)
+	}
+	if got := f.read("s", end(550)); !reflect.DeepEqual(got, seq(2, 2)) {
+		t.Fatalf("after the trim, END 550: %v", got)
+	}
+}
