@@ -165,6 +165,12 @@ func statusWaitKeys(cmd *command.Command) []string {
 }
 
 func awaitWaitKeys(cmd *command.Command) []string {
+	if cmd.Options.Flag(wire.TagCompletions) {
+		// Completions are applied by the first attempt and answered with
+		// the claims: a call carrying them never waits (a retry would
+		// apply them again, later).
+		return nil
+	}
 	types, err := wire.DecodeTaskTypes(cmd.Value)
 	if err != nil || len(types) == 0 {
 		// Apply will reject the call; the node still needs a key to park on.

@@ -618,3 +618,17 @@ func TestMachine_AwaitCompletionsRefusedWhole(t *testing.T) {
 		t.Fatalf("after the completion: %+v", st)
 	}
 }
+
+// TestAwait_WithCompletionsNeverWaits: an await carrying completions gets
+// no wait keys, so the node answers its first attempt even with BLOCK_MS
+// (a retry would apply the completions again).
+func TestAwait_WithCompletionsNeverWaits(t *testing.T) {
+	plain := &command.Command{Namespace: "ns", Value: wire.AppendTaskTypes(nil, []string{"t"})}
+	if keys := awaitWaitKeys(plain); len(keys) != 1 {
+		t.Fatalf("plain await keys %v", keys)
+	}
+	with := &command.Command{Namespace: "ns", Value: plain.Value, Options: wire.AppendFlag(nil, wire.TagCompletions)}
+	if keys := awaitWaitKeys(with); len(keys) != 0 {
+		t.Fatalf("await with completions waits on %v", keys)
+	}
+}

@@ -102,7 +102,7 @@ type Handler struct {
 	// WaitKeys, for operations that accept BLOCK_MS, names the keys whose
 	// signal may satisfy a parked call. The node registers the call under
 	// them before its first attempt, so no signal can slip between an empty
-	// attempt and parking.
+	// attempt and parking. A command it returns no keys for does not wait.
 	WaitKeys func(cmd *Command) []string
 	// Retried, if set, is called on a parked call's command before each
 	// attempt after the first, to drop what the first attempt already did

@@ -158,7 +158,8 @@ func (n *Node) Do(ctx context.Context, cmd *command.Command, b Block, done func(
 	}
 	c := &call{ctx: ctx, cmd: cmd, handler: h, done: done}
 	if b.Enabled && h.WaitKeys != nil {
-		if !n.register(c, h.WaitKeys(cmd), b.For) {
+		// A command the handler gives no keys for does not wait.
+		if keys := h.WaitKeys(cmd); len(keys) > 0 && !n.register(c, keys, b.For) {
 			done(command.Fail(wire.Errorf(wire.StatusOverloaded, "too many blocked calls (limit %d)", n.opts.MaxWaiters)))
 			return
 		}

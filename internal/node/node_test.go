@@ -21,6 +21,8 @@ import (
 const (
 	opPush wire.Op = 0xE0
 	opPop  wire.Op = 0xE1
+	// opPopNow is a pop whose handler gives no wait keys: it never waits.
+	opPopNow wire.Op = 0xE2
 )
 
 const waitKey = "fifo"
@@ -47,8 +49,9 @@ func (f *fifo) Committed() {
 func (f *fifo) Handlers() map[wire.Op]command.Handler {
 	keys := func(*command.Command) []string { return []string{waitKey} }
 	return map[wire.Op]command.Handler{
-		opPush: {Kind: command.Write},
-		opPop:  {Kind: command.Write, WaitKeys: keys},
+		opPush:   {Kind: command.Write},
+		opPop:    {Kind: command.Write, WaitKeys: keys},
+		opPopNow: {Kind: command.Write, WaitKeys: func(*command.Command) []string { return nil }},
 	}
 }
 
@@ -71,7 +74,7 @@ func (f *fifo) Apply(cmd *command.Command, _ storage.Batch) command.Result {
 		f.items = append(f.items, f.next)
 		f.pushGroup = f.groups
 		return command.Result{Wake: []string{waitKey}}
-	case wire.Op(cmd.Op) == opPop:
+	case wire.Op(cmd.Op) == opPop, wire.Op(cmd.Op) == opPopNow:
 		f.pops++
 		if len(f.items) == 0 {
 			return command.Result{Empty: true}
@@ -427,6 +430,27 @@ func TestNode_CancelledPopTakesNothing(t *testing.T) {
 		}
 		if v := popped(<-next); v == 0 {
 			t.Fatalf("round %d: the live pop got nothing", round)
+		}
+	}
+}
+
+// TestNode_NoWaitKeysMeansNoWait: a blocking call whose handler returns no
+// wait keys for it is answered by its first attempt, and holds no waiter.
+func TestNode_NoWaitKeysMeansNoWait(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, &fifo{}, Options{MaxWaiters: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for range 3 { // more than MaxWaiters: none is held
+		ch := make(chan command.Result, 1)
+		n.Do(ctx, &command.Command{Op: command.Op(opPopNow)}, Block{Enabled: true}, func(r command.Result) { ch <- r })
+		select {
+		case r := <-ch:
+			if r.Err != nil || !r.Empty {
+				t.Fatalf("pop with no wait keys = %+v", r)
+			}
+		case <-ctx.Done():
+			t.Fatal("a call with no wait keys parked")
 		}
 	}
 }
