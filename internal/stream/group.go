@@ -171,7 +171,7 @@ func (m *Machine) groupRead(g *group, consumer string, count int, now int64, b s
 	deadline := now + g.ackTimeout
 	body := make([]byte, 4, 4+count*64)
 	n := 0
-	for n < count && len(g.ready) > 0 {
+	for n < count && len(g.ready) > 0 && len(body) < m.lim.MaxReplyBytes {
 		e := heap.Pop(&g.ready).(*entry)
 		v, err := b.Get(recordKey(l.prefix, e.offset))
 		if errors.Is(err, storage.ErrNotFound) {
@@ -197,7 +197,7 @@ func (m *Machine) groupRead(g *group, consumer string, count int, now int64, b s
 	}
 	start := max(g.cursor+1, l.first)
 	want := min(count-n, m.lim.MaxPendingPerGroup-len(g.pel))
-	if want > 0 && start <= l.last {
+	if want > 0 && start <= l.last && len(body) < m.lim.MaxReplyBytes {
 		var offs []uint64
 		var bad bool
 		err := b.Iterate(recordKey(l.prefix, start), recordKey(l.prefix, l.last+1), false, func(k, v []byte) bool {
@@ -209,7 +209,7 @@ func (m *Machine) groupRead(g *group, consumer string, count int, now int64, b s
 			off := recordOffset(k)
 			body = appendWireRecord(body, off, &h, v, wire.StreamTierHot)
 			offs = append(offs, off)
-			return len(offs) < want
+			return len(offs) < want && len(body) < m.lim.MaxReplyBytes
 		})
 		if err == nil && bad {
 			err = errCorrupt

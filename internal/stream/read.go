@@ -127,7 +127,7 @@ func (m *Machine) read(cmd *command.Command) command.Result {
 	}
 	if tsFloor == math.MinInt64 {
 		m.mu.RLock()
-		body, n, ok := readTail(s.l, start, end, count)
+		body, n, ok := readTail(s.l, start, end, count, m.lim.MaxReplyBytes)
 		m.mu.RUnlock()
 		if ok {
 			return command.Result{Body: body, Empty: n == 0}
@@ -140,7 +140,7 @@ func (m *Machine) read(cmd *command.Command) command.Result {
 		hint = int(s.last - start + 1)
 	}
 	hint = min(hint*(wire.StreamRecordOverhead+s.avgBytes+8), 8<<20)
-	body, n, err := readRecords(m.db, s.l.prefix, start, end, count, tsFloor, hint)
+	body, n, err := readRecords(m.db, s.l.prefix, start, end, count, m.lim.MaxReplyBytes, tsFloor, hint)
 	if err != nil {
 		return internal(err)
 	}
@@ -148,9 +148,10 @@ func (m *Machine) read(cmd *command.Command) command.Result {
 }
 
 // readRecords encodes up to count records with offsets in [start, end] as a
-// record list. Records before the first one whose timestamp ≥ tsFloor are
-// skipped (only a trimmed stream with out-of-order client timestamps has any).
-func readRecords(r storage.Reader, prefix []byte, start, end uint64, count int, tsFloor int64, sizeHint int) ([]byte, int, error) {
+// record list, stopping once it passes maxBytes. Records before the first
+// one whose timestamp ≥ tsFloor are skipped (only a trimmed stream with
+// out-of-order client timestamps has any).
+func readRecords(r storage.Reader, prefix []byte, start, end uint64, count, maxBytes int, tsFloor int64, sizeHint int) ([]byte, int, error) {
 	upper := recordsEnd(prefix)
 	if end < math.MaxUint64 {
 		upper = recordKey(prefix, end+1)
@@ -170,7 +171,7 @@ func readRecords(r storage.Reader, prefix []byte, start, end uint64, count int, 
 		tsFloor = math.MinInt64
 		body = appendWireRecord(body, recordOffset(k), &h, v, wire.StreamTierHot)
 		n++
-		return n < count
+		return n < count && len(body) < maxBytes
 	})
 	if err == nil && bad {
 		err = errCorrupt
@@ -283,7 +284,7 @@ func (m *Machine) deadList(cmd *command.Command) command.Result {
 	body := make([]byte, 4, 256)
 	n := 0
 	for i := range out {
-		if n == limit {
+		if n == limit || len(body) >= m.lim.MaxReplyBytes {
 			break
 		}
 		v, err := m.db.Get(recordKey(prefix, out[i].Offset))

@@ -48,11 +48,16 @@ type Limits struct {
 	// MaxDeadLetters bounds a group's dead-letter list (default 10,000, as
 	// for queues); past it the lowest offset is evicted.
 	MaxDeadLetters int
+	// MaxReplyBytes bounds one record list (read, group read, dead-letter
+	// list; default 64 MiB, as for queues): it stops early, with at least
+	// one record, once it passes this. 1,000 records of 16 MiB would not
+	// fit a frame.
+	MaxReplyBytes int
 }
 
 // DefaultLimits returns the limits New uses.
 func DefaultLimits() Limits {
-	return Limits{MaxStreams: 1_000_000, MaxGroupsPerStream: 1_000, MaxPendingPerGroup: 100_000, MaxDeadLetters: 10_000}
+	return Limits{MaxStreams: 1_000_000, MaxGroupsPerStream: 1_000, MaxPendingPerGroup: 100_000, MaxDeadLetters: 10_000, MaxReplyBytes: 64 << 20}
 }
 
 func (l Limits) withDefaults() Limits {
@@ -65,6 +70,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxPendingPerGroup <= 0 {
 		l.MaxPendingPerGroup = d.MaxPendingPerGroup
+	}
+	if l.MaxReplyBytes <= 0 {
+		l.MaxReplyBytes = d.MaxReplyBytes
 	}
 	if l.MaxDeadLetters <= 0 {
 		l.MaxDeadLetters = d.MaxDeadLetters

@@ -824,3 +824,29 @@ func TestMachine_EndTimestampAfterTrimmingTheRunningMaximum(t *testing.T) {
 		t.Fatalf("after the trim, END 550: %v", got)
 	}
 }
+
+// TestMachine_RecordListsStopAtMaxReplyBytes: reads and group reads stop
+// once the list passes MaxReplyBytes, but always carry at least one record.
+func TestMachine_RecordListsStopAtMaxReplyBytes(t *testing.T) {
+	t.Parallel()
+	f := setup(t, Limits{MaxReplyBytes: 250})
+	big := string(bytes.Repeat([]byte("b"), 1000))
+	f.append("s", big, nil)
+	for range 5 {
+		f.append("s", string(bytes.Repeat([]byte("x"), 100)), nil)
+	}
+	if got := f.read("s", wire.AppendU32(nil, wire.TagCount, 10)); !reflect.DeepEqual(got, []uint64{1}) {
+		t.Fatalf("a record over the limit still comes alone: %v", got)
+	}
+	got := f.read("s", append(startAt(wire.StreamID{Sequence: 2}), wire.AppendU32(nil, wire.TagCount, 10)...))
+	if len(got) < 1 || len(got) >= 5 || got[0] != 2 {
+		t.Fatalf("read of five 100-byte records under a 250-byte limit: %v", got)
+	}
+	first := offsetsOf(t, f.groupRead("g", "c", 10, nil))
+	if !reflect.DeepEqual(first, []uint64{1}) {
+		t.Fatalf("group read: %v", first)
+	}
+	if more := offsetsOf(t, f.groupRead("g", "c", 10, nil)); len(more) < 1 || len(more) >= 5 {
+		t.Fatalf("second group read under the limit: %v", more)
+	}
+}

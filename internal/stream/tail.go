@@ -172,9 +172,10 @@ func (c *tailCache) reset(t *tail) {
 }
 
 // readTail serves a plain read of [start, end] from l's tail when the tail
-// covers start; ok is false when the read must go to storage. count is at
+// covers start; ok is false when the read must go to storage (also when
+// the reply would pass maxBytes: storage reads stop at it). count is at
 // least 1 (clampCount). Callers hold the machine's read lock.
-func readTail(l *log, start, end uint64, count int) (body []byte, n int, ok bool) {
+func readTail(l *log, start, end uint64, count, maxBytes int) (body []byte, n int, ok bool) {
 	t := &l.tail
 	if t.empty() || start < t.first {
 		return nil, 0, false
@@ -190,6 +191,9 @@ func readTail(l *log, start, end uint64, count int) (body []byte, n int, ok bool
 		sp := t.segs[i].span(max(start, t.segs[i].base), min(stop, t.segs[i].last()))
 		spans = append(spans, sp)
 		size += len(sp)
+	}
+	if size > maxBytes && stop > start {
+		return nil, 0, false
 	}
 	body = binary.LittleEndian.AppendUint32(make([]byte, 0, size), uint32(stop-start+1))
 	for _, sp := range spans {
