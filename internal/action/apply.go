@@ -390,9 +390,11 @@ func (t *txn) registerWorker(cmd *command.Command) command.Result {
 	}
 	types := make([]typeStat, 0, len(reg.TaskTypes))
 	for _, tt := range reg.TaskTypes {
-		if st := w.stat(tt); st != nil {
+		switch st := w.stat(tt); {
+		case containsType(types, tt): // listed twice
+		case st != nil:
 			types = append(types, *st)
-		} else if !containsType(types, tt) {
+		default:
 			types = append(types, typeStat{name: tt})
 		}
 	}

@@ -36,6 +36,7 @@ func BenchmarkMachine_RunCycle(b *testing.B) {
 			if err := h.db.Commit(batch, false); err != nil {
 				b.Fatal(err)
 			}
+			h.m.Committed()
 			batch, n = h.db.NewBatch(), 0
 		}
 	}

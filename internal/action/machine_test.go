@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -73,6 +74,7 @@ func (h *harness) apply(ms int64, r req) command.Result {
 	if err := h.db.Commit(b, false); err != nil {
 		h.t.Fatal(err)
 	}
+	h.m.Committed()
 	return res
 }
 
@@ -630,5 +632,50 @@ func TestAwait_WithCompletionsNeverWaits(t *testing.T) {
 	with := &command.Command{Namespace: "ns", Value: plain.Value, Options: wire.AppendFlag(nil, wire.TagCompletions)}
 	if keys := awaitWaitKeys(with); len(keys) != 0 {
 		t.Fatalf("await with completions waits on %v", keys)
+	}
+}
+
+// TestMachine_ReadsWaitForTheGroupToCommit: a status read that arrives
+// while a group with an invoke is applied but not committed answers after
+// the commit, never with the run storage does not have yet.
+func TestMachine_ReadsWaitForTheGroupToCommit(t *testing.T) {
+	h := setup(t, Limits{})
+	h.ok(1, registerReq("a", 1000, 0))
+	b := h.db.NewBatch() // a group in progress
+	inv := invokeReq("a", "", 10, "")
+	res := h.m.Apply(&command.Command{Op: command.Op(inv.op), Time: 2e6, Namespace: "default", Key: []byte(inv.key), Value: inv.value}, b)
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	answered := make(chan command.Result, 1)
+	go func() { answered <- h.read(3, req{op: wire.OpActionStatus, key: "run-1"}) }()
+	select {
+	case r := <-answered:
+		t.Fatalf("status answered (err %v) while the invoke was not committed", r.Err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := h.db.Commit(b, false); err != nil {
+		t.Fatal(err)
+	}
+	h.m.Committed()
+	if r := <-answered; r.Err != nil {
+		t.Fatalf("status after the commit: %v", r.Err)
+	}
+}
+
+// TestMachine_ReregisterWithATypeListedTwiceKeepsItOnce: a known worker
+// registered again with ["a", "a"] lists a once.
+func TestMachine_ReregisterWithATypeListedTwiceKeepsItOnce(t *testing.T) {
+	h := setup(t, Limits{})
+	reg := func(types ...string) {
+		h.ok(1, req{op: wire.OpWorkerRegister, key: "w", value: wire.AppendWorkerRegister(nil, &wire.WorkerRegister{TaskTypes: types})})
+	}
+	reg("a")
+	reg("a", "a")
+	for _, check := range []func(){func() {}, h.reload} {
+		check()
+		if w := h.m.workers["default\x00w"]; w == nil || len(w.types) != 1 {
+			t.Fatalf("worker types after re-registering [a a]: %+v", w)
+		}
 	}
 }
