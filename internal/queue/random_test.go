@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -31,7 +33,11 @@ import (
 // reads are indistinguishable from exact timers.
 func TestMachine_RandomInvariants(t *testing.T) {
 	t.Parallel()
-	for seed := uint64(1); seed <= 4; seed++ {
+	seeds := uint64(8)
+	if n, err := strconv.ParseUint(os.Getenv("FLO_QUEUE_RANDOM_SEEDS"), 10, 64); err == nil {
+		seeds = n // more, when hunting
+	}
+	for seed := uint64(1); seed <= seeds; seed++ {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			t.Parallel()
 			runRandom(t, seed, 1500)
@@ -207,6 +213,16 @@ func runRandom(t *testing.T, seed uint64, steps int) {
 			for s, st := range after {
 				if st == stateDLQ && prev[s] != stateDLQ {
 					newDLQ = true
+				}
+			}
+			if op == wire.OpQueueDLQRequeue || op == wire.OpQueueDLQDelete {
+				// An expired lease may have been dead-lettered (evicting
+				// the oldest entry) and then requeued or deleted by this
+				// very command, leaving no new DLQ entry behind.
+				for s, st := range prev {
+					if st == stateLeased && after[s] != stateLeased {
+						newDLQ = true
+					}
 				}
 			}
 			for s, st := range prev {
