@@ -150,10 +150,24 @@ type request struct {
 	block time.Duration
 }
 
+// maxField is the largest namespace, key or options blob a request can
+// carry: the envelope gives each a u16 length.
+const maxField = 1<<16 - 1
+
 // call sends r and returns the OK payload or the server's error.
 func (c *Client) call(ctx context.Context, r request) ([]byte, error) {
 	if r.namespace == "" {
 		r.namespace = c.opts.Namespace
+	}
+	// A longer field would wrap its u16 length and the server would read
+	// a different request.
+	switch {
+	case len(r.key) > maxField:
+		return nil, fmt.Errorf("%w: key is %d bytes, over the %d a request can carry", ErrBadRequest, len(r.key), maxField)
+	case len(r.namespace) > maxField:
+		return nil, fmt.Errorf("%w: namespace is %d bytes, over the %d a request can carry", ErrBadRequest, len(r.namespace), maxField)
+	case len(r.options) > maxField:
+		return nil, fmt.Errorf("%w: options are %d bytes, over the %d a request can carry", ErrBadRequest, len(r.options), maxField)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		switch {

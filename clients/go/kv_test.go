@@ -374,6 +374,20 @@ func TestKV_LimitsAtTheEdge(t *testing.T) {
 	if v, _ := c.KV.Get(ctx, maxKey, nil); string(v) != "x" {
 		t.Fatal("65535-byte key round trip")
 	}
+	// One byte more cannot be said in the envelope's u16: refused before
+	// it is sent, not wrapped into a different request.
+	if _, err := c.KV.Put(ctx, maxKey+"k", []byte("y"), nil); !errors.Is(err, flo.ErrBadRequest) {
+		t.Fatalf("65536-byte key: %v", err)
+	}
+	// Wrapped, this key's length would say 3 ("abc"), and its next bytes
+	// would read as a 1-byte value "Z": a put of a different key.
+	wraps := "abc\x01\x00\x00\x00Z" + strings.Repeat("\xff", 65536+3-8)
+	if _, err := c.KV.Put(ctx, wraps, []byte("y"), nil); !errors.Is(err, flo.ErrBadRequest) {
+		t.Fatalf("65539-byte key: %v", err)
+	}
+	if v, _ := c.KV.Get(ctx, "abc", nil); v != nil {
+		t.Fatalf("a wrapped key length wrote %q to key abc", v)
+	}
 	big := make([]byte, 16<<20)
 	if _, err := c.KV.Put(ctx, "big", big, nil); err != nil {
 		t.Fatalf("16 MiB value: %v", err)

@@ -30,7 +30,7 @@ import (
 
 // Limits of the KV store (SEMANTICS §8.2).
 const (
-	MaxKeyBytes      = 64 << 10
+	MaxKeyBytes      = 1<<16 - 1 // 64 KiB, less the one byte a u16 length cannot say
 	MaxValueBytes    = 16 << 20
 	HistoryKept      = 64
 	HistoryDefault   = 10
