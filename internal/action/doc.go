@@ -25,9 +25,9 @@
 //     it is noticed: a lease that expired at T counts as failed at T and its
 //     backoff runs from T. So the pulse, a lazy expiry inside any write, and
 //     a read that computes the expired view all agree.
-//  4. Terminal runs live only in storage. A status read that misses memory
-//     reads committed storage, which may lag memory by the groups not yet
-//     committed; it never shows a state no write produced.
+//  4. Terminal runs live only in storage. Reads wait while a group is half
+//     applied (fsm.ReadGate), so memory and committed storage agree when a
+//     status read misses memory and reads storage.
 //  5. Every write in Apply goes to the batch; the in-memory indexes are
 //     rebuilt from storage by Load, so nothing durable lives only in memory.
 //     The one exception is advisory: an await that claims nothing updates

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/floruntime/flo/internal/command"
+	"github.com/floruntime/flo/internal/fsm"
 	"github.com/floruntime/flo/internal/storage"
 	"github.com/floruntime/flo/wire"
 )
@@ -89,12 +90,9 @@ type Machine struct {
 	db     storage.Reader
 	limits Limits
 
-	// committed keeps reads (status, lists) off a group that is half
-	// applied: a group's first Apply takes it exclusively and Committed
-	// releases it, so a read never sees a run, claim or action that storage
-	// does not have yet. inGroup is used only by the journal goroutine.
-	committed sync.RWMutex
-	inGroup   bool
+	// reads keeps status and lists off a group that is half applied, so
+	// they never see a run, claim or action storage does not have yet.
+	reads fsm.ReadGate
 
 	mu           sync.RWMutex
 	lastMs       int64                            // latest command time seen; time never goes back
@@ -145,14 +143,14 @@ func (m *Machine) Handlers() map[wire.Op]command.Handler {
 		wire.OpActionRegister: {Kind: command.Write},
 		wire.OpActionInvoke:   {Kind: command.Write},
 		wire.OpActionDelete:   {Kind: command.Write},
-		wire.OpActionStatus:   {Kind: command.Read, Read: m.onCommitted(m.status), WaitKeys: statusWaitKeys},
-		wire.OpActionList:     {Kind: command.Read, Read: m.onCommitted(m.listActions)},
+		wire.OpActionStatus:   {Kind: command.Read, Read: m.reads.Read(m.status), WaitKeys: statusWaitKeys},
+		wire.OpActionList:     {Kind: command.Read, Read: m.reads.Read(m.listActions)},
 		wire.OpWorkerRegister: {Kind: command.Write},
 		wire.OpWorkerAwait:    {Kind: command.Write, WaitKeys: awaitWaitKeys},
 		wire.OpWorkerComplete: {Kind: command.Write},
 		wire.OpWorkerFail:     {Kind: command.Write},
 		wire.OpWorkerTouch:    {Kind: command.Write},
-		wire.OpWorkerList:     {Kind: command.Read, Read: m.onCommitted(m.listWorkers)},
+		wire.OpWorkerList:     {Kind: command.Read, Read: m.reads.Read(m.listWorkers)},
 	}
 }
 
@@ -213,29 +211,12 @@ func (m *Machine) NextDue() int64 {
 
 // Committed implements fsm.Committer: the group is in storage, so reads
 // may see it.
-func (m *Machine) Committed() {
-	if m.inGroup {
-		m.inGroup = false
-		m.committed.Unlock()
-	}
-}
-
-// onCommitted wraps a read so it runs only while no group is half applied.
-func (m *Machine) onCommitted(read func(*command.Command) command.Result) func(*command.Command) command.Result {
-	return func(cmd *command.Command) command.Result {
-		m.committed.RLock()
-		defer m.committed.RUnlock()
-		return read(cmd)
-	}
-}
+func (m *Machine) Committed() { m.reads.Committed() }
 
 // Apply implements fsm.Machine. Due timers are applied first, whatever the
 // op, so every write sees expired leases and ended backoffs.
 func (m *Machine) Apply(cmd *command.Command, b storage.Batch) command.Result {
-	if !m.inGroup {
-		m.committed.Lock()
-		m.inGroup = true
-	}
+	m.reads.Applying()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := max(cmd.TimeMs(), m.lastMs)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/floruntime/flo/internal/command"
+	"github.com/floruntime/flo/internal/fsm"
 	"github.com/floruntime/flo/internal/storage"
 	"github.com/floruntime/flo/wire"
 )
@@ -86,16 +87,14 @@ func DefaultLimits() Limits {
 // Concurrency: Apply runs on the journal goroutine; reads (peek, DLQ list,
 // stats) and NextDue run on other goroutines. mu guards every field below
 // it; reads hold it shared only while choosing messages and fetch payloads
-// after releasing it. Reads also hold committed shared for their whole
-// run, and a group's first Apply holds it exclusively until Committed, so
-// a read never sees a change (a lease, a DLQ move, a message) that storage
+// after releasing it. Reads also pass the reads gate (fsm.ReadGate), so
+// they never see a change (a lease, a DLQ move, a message) that storage
 // does not have yet.
 type Machine struct {
 	db  storage.Reader
 	lim Limits
 
-	committed sync.RWMutex
-	inGroup   bool // Apply holds committed; only the journal goroutine uses it
+	reads fsm.ReadGate // reads see only committed groups
 
 	mu     sync.RWMutex
 	queues map[string]map[string]*queue // namespace -> name -> queue
@@ -175,29 +174,15 @@ func (m *Machine) Handlers() map[wire.Op]command.Handler {
 		wire.OpQueueTouch:      {Kind: command.Write},
 		wire.OpQueueDLQRequeue: {Kind: command.Write},
 		wire.OpQueueDLQDelete:  {Kind: command.Write},
-		wire.OpQueuePeek:       {Kind: command.Read, Read: m.onCommitted(m.peek)},
-		wire.OpQueueDLQList:    {Kind: command.Read, Read: m.onCommitted(m.dlqList)},
-		wire.OpQueueStats:      {Kind: command.Read, Read: m.onCommitted(m.stats)},
+		wire.OpQueuePeek:       {Kind: command.Read, Read: m.reads.Read(m.peek)},
+		wire.OpQueueDLQList:    {Kind: command.Read, Read: m.reads.Read(m.dlqList)},
+		wire.OpQueueStats:      {Kind: command.Read, Read: m.reads.Read(m.stats)},
 	}
 }
 
 // Committed implements fsm.Committer: the group's changes are in storage,
 // so reads may see them.
-func (m *Machine) Committed() {
-	if m.inGroup {
-		m.inGroup = false
-		m.committed.Unlock()
-	}
-}
-
-// onCommitted wraps a read so it runs only while no group is half applied.
-func (m *Machine) onCommitted(read func(*command.Command) command.Result) func(*command.Command) command.Result {
-	return func(cmd *command.Command) command.Result {
-		m.committed.RLock()
-		defer m.committed.RUnlock()
-		return read(cmd)
-	}
-}
+func (m *Machine) Committed() { m.reads.Committed() }
 
 // NextDue implements fsm.Machine: the earliest delay end, lease deadline or
 // dedup hold end over all queues.
@@ -214,10 +199,7 @@ func (m *Machine) NextDue() int64 {
 // on its queue at the command time, so no write ever acts on an expired
 // lease or an ended delay, whether or not a pulse got there first.
 func (m *Machine) Apply(cmd *command.Command, b storage.Batch) command.Result {
-	if !m.inGroup {
-		m.committed.Lock()
-		m.inGroup = true
-	}
+	m.reads.Applying()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := max(cmd.Time, m.now)
