@@ -784,16 +784,25 @@ func TestQueue_DequeueAcksFirstInOneCall(t *testing.T) {
 		t.Fatalf("after acking a and leasing b: %+v", s)
 	}
 	// a is gone for good: past its lease only b (unacked) comes back, then c.
-	var later []string
-	for range 2 {
-		later = append(later, queuePayloads(mustDequeue(t, c, "jobs", 1, &flo.QueueDequeueOptions{Block: 5 * time.Second, Visibility: time.Minute}))...)
+	expectOnlyThese(t, c, "jobs", "after the leases expired", "b", "c")
+}
+
+// expectOnlyThese long-polls queue until it has delivered as many messages
+// as want lists (15 s at most), checks they are want's payloads in any
+// order, and that nothing else follows.
+func expectOnlyThese(t *testing.T, c *flo.Client, queue, when string, want ...string) {
+	t.Helper()
+	var got []string
+	deadline := time.Now().Add(15 * time.Second)
+	for len(got) < len(want) && time.Now().Before(deadline) {
+		got = append(got, queuePayloads(mustDequeue(t, c, queue, 10, &flo.QueueDequeueOptions{Block: time.Second, Visibility: time.Minute}))...)
 	}
-	slices.Sort(later)
-	if !slices.Equal(later, []string{"b", "c"}) {
-		t.Fatalf("after the leases expired: %q, want b and c", later)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s: %q, want %q", when, got, want)
 	}
-	if ms := mustDequeue(t, c, "jobs", 10, &flo.QueueDequeueOptions{Block: 200 * time.Millisecond}); len(ms) != 0 {
-		t.Fatalf("acked message came back: %q", queuePayloads(ms))
+	if ms := mustDequeue(t, c, queue, 10, &flo.QueueDequeueOptions{Block: 300 * time.Millisecond}); len(ms) != 0 {
+		t.Fatalf("%s: acked messages came back: %q", when, queuePayloads(ms))
 	}
 }
 
@@ -958,18 +967,7 @@ func TestQueue_Kill9KeepsAcksSentWithDequeue(t *testing.T) {
 
 	p2 := flotest.StartProcess(t, dir)
 	c2 := flotest.Dial(t, p2.Addr, flo.Options{})
-	var got []string
-	deadline := time.Now().Add(15 * time.Second)
-	for len(got) < 2 && time.Now().Before(deadline) {
-		got = append(got, queuePayloads(mustDequeue(t, c2, "jobs", 10, &flo.QueueDequeueOptions{Block: time.Second, Visibility: time.Minute}))...)
-	}
-	slices.Sort(got)
-	if !slices.Equal(got, []string{"c", "d"}) {
-		t.Fatalf("after restart: %q, want c (its lease expired) and d", got)
-	}
-	if ms := mustDequeue(t, c2, "jobs", 10, &flo.QueueDequeueOptions{Block: 300 * time.Millisecond}); len(ms) != 0 {
-		t.Fatalf("acked messages came back: %q", queuePayloads(ms))
-	}
+	expectOnlyThese(t, c2, "jobs", "after restart (c's lease expired)", "c", "d")
 }
 
 // TestQueue_SubMillisecondBlockIsNotForever: BLOCK_MS counts whole

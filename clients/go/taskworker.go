@@ -185,30 +185,27 @@ func (w *TaskWorker) Run(ctx context.Context) error {
 		return fmt.Errorf("flo: register worker %q: %w", w.id, err)
 	}
 
-	// Results ride on the next claim when one is about to happen (rider),
-	// which then does not wait for work (Worker.CompleteAndAwait).
-	results := &rider[heldResult]{maxItems: maxAwaitBatch, maxBytes: maxHeldBytes}
-
-	// Running tasks' leases are renewed every third of the lease.
-	leases := startLeaseKeeper(w.o.Lease/3, w.renewLeases)
-	defer leases.close()
-
-	// Handlers run under hctx, which outlives ctx by the drain timeout.
+	// Handlers run under their own context, which outlives ctx by the
+	// drain timeout.
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hcancel()
+	r := &taskRun{loop: ctx, handlers: hctx, types: types, handle: handlers,
+		results: &rider[heldResult]{maxItems: maxAwaitBatch, maxBytes: maxHeldBytes},
+		leases:  startLeaseKeeper(w.o.Lease/3, w.renewLeases)}
+	defer r.leases.close()
 	slots := make(chan struct{}, w.o.Concurrency)
 	var running, pollers sync.WaitGroup
 	for range w.o.Pollers {
 		pollers.Add(1)
 		go func() {
 			defer pollers.Done()
-			w.poll(ctx, hctx, results, leases, types, handlers, slots, &running)
+			w.poll(r, slots, &running)
 		}()
 	}
 	pollers.Wait()
 	// Nothing claims any more: send what is held now, and after the drain
 	// whatever a handler held while the loop was stopping.
-	w.completeEach(results.drain())
+	w.completeEach(r.results.drain())
 	drained := make(chan struct{})
 	go func() { running.Wait(); close(drained) }()
 	timer := time.NewTimer(w.o.DrainTimeout)
@@ -219,16 +216,29 @@ func (w *TaskWorker) Run(ctx context.Context) error {
 		hcancel()
 		<-drained
 	}
-	w.completeEach(results.drain())
+	w.completeEach(r.results.drain())
 	return nil
 }
 
-// poll claims tasks while ctx lasts, as many per await as there are free
-// handler slots.
-func (w *TaskWorker) poll(ctx, hctx context.Context, results *rider[heldResult], leases *leaseKeeper[string], types []string, handlers map[string]TaskHandler, slots chan struct{}, running *sync.WaitGroup) {
-	pullLoop(ctx, slots, maxAwaitBatch, 5*time.Second,
-		func(n int) ([]*Task, error) { return w.claim(ctx, results, types, n) },
-		func(t *Task) { w.execute(ctx, hctx, results, leases, t, handlers[t.ActionName]) },
+// taskRun is what one Run's poll loops and handlers share.
+type taskRun struct {
+	loop     context.Context // Run's: claiming stops when it ends
+	handlers context.Context // outlives loop by the drain timeout
+	types    []string
+	handle   map[string]TaskHandler
+	// results ride on the next claim when one is about to happen (rider),
+	// which then does not wait for work (Worker.CompleteAndAwait).
+	results *rider[heldResult]
+	// leases renews running tasks' leases every third of the lease.
+	leases *leaseKeeper[string]
+}
+
+// poll claims tasks while the run lasts, as many per await as there are
+// free handler slots.
+func (w *TaskWorker) poll(r *taskRun, slots chan struct{}, running *sync.WaitGroup) {
+	pullLoop(r.loop, slots, maxAwaitBatch, 5*time.Second,
+		func(n int) ([]*Task, error) { return w.claim(r, n) },
+		func(t *Task) { w.execute(r, t) },
 		func(err error) bool {
 			w.report(fmt.Errorf("flo: worker %s: await: %w", w.id, err))
 			return false
@@ -239,22 +249,22 @@ func (w *TaskWorker) poll(ctx, hctx context.Context, results *rider[heldResult],
 const maxAwaitBatch = 100
 
 // claim awaits up to n tasks, sending the held results with the call.
-func (w *TaskWorker) claim(ctx context.Context, results *rider[heldResult], types []string, n int) ([]*Task, error) {
-	held, waits := results.take(false)
+func (w *TaskWorker) claim(r *taskRun, n int) ([]*Task, error) {
+	held, waits := r.results.take(false)
 	o := &WorkerAwaitOptions{Namespace: w.o.Namespace, Block: w.o.Block, Lease: w.o.Lease}
 	var tasks []*Task
 	var errs []error
 	var err error
 	if len(held) == 0 {
-		tasks, err = w.c.Worker.AwaitBatch(ctx, w.id, types, n, o)
+		tasks, err = w.c.Worker.AwaitBatch(r.loop, w.id, r.types, n, o)
 	} else {
 		done := make([]TaskCompletion, len(held))
 		for i, h := range held {
 			done[i] = TaskCompletion{TaskID: h.t.ID, Result: h.result}
 		}
-		tasks, errs, err = w.c.Worker.CompleteAndAwait(ctx, w.id, done, types, n, o)
+		tasks, errs, err = w.c.Worker.CompleteAndAwait(r.loop, w.id, done, r.types, n, o)
 	}
-	results.fetched(waits, err)
+	r.results.fetched(waits, err)
 	if err != nil {
 		// Whether they were applied is unknown; completing again is
 		// harmless (the first terminal report wins).
@@ -294,28 +304,29 @@ func (w *TaskWorker) settled(t *Task, err error) {
 	w.outcome(t, err)
 }
 
-// execute runs one task and reports its outcome; ctx is the poll loop's.
-func (w *TaskWorker) execute(ctx, hctx context.Context, results *rider[heldResult], leases *leaseKeeper[string], t *Task, h TaskHandler) {
+// execute runs one task and reports its outcome.
+func (w *TaskWorker) execute(r *taskRun, t *Task) {
+	h := r.handle[t.ActionName]
 	var result []byte
 	var err error
 	if h == nil {
 		err = fmt.Errorf("worker %s has no handler for action %q", w.id, t.ActionName)
 	} else {
-		leases.add(t.ID)
-		result, err = runHandler(hctx, h, t)
-		leases.remove(t.ID)
+		r.leases.add(t.ID)
+		result, err = runHandler(r.handlers, h, t)
+		r.leases.remove(t.ID)
 	}
 	switch {
 	case err == nil:
-		if r := (heldResult{t, result}); !results.hold(ctx, r, len(result)) {
-			w.completeEach([]heldResult{r})
+		if held := (heldResult{t, result}); !r.results.hold(r.loop, held, len(result)) {
+			w.completeEach([]heldResult{held})
 		}
 		return
-	case hctx.Err() != nil:
+	case r.handlers.Err() != nil:
 		err = fmt.Errorf("worker stopped: %w", err)
 	}
 	msg := truncateFailMessage(err.Error(), maxFailMessageBytes)
-	noRetry := IsPermanent(err) && hctx.Err() == nil
+	noRetry := IsPermanent(err) && r.handlers.Err() == nil
 	if rerr := w.reportCall(func(ctx context.Context) error {
 		return w.c.Worker.Fail(ctx, w.id, t.ID, msg, &WorkerFailOptions{Namespace: w.o.Namespace, NoRetry: noRetry})
 	}, "fail", t); rerr == nil {

@@ -45,18 +45,13 @@ type Local struct {
 	applier Applier
 	opts    LocalOptions
 
-	submit chan proposal
+	submit chan Proposal
 	synced chan syncedGroup
 	wake   func(keys []string) []Proposal // see WakeWriters
 	mu     sync.RWMutex                   // guards closed against concurrent Submit
 	closed bool
 	done   chan struct{}
 	fatal  func(error)
-}
-
-type proposal struct {
-	cmd  *command.Command
-	done func(command.Result)
 }
 
 // Proposal is a command with its done callback, as Submit takes them.
@@ -77,7 +72,7 @@ func (l *Local) WakeWriters(wake func(keys []string) []Proposal) { l.wake = wake
 
 type syncedGroup struct {
 	wait    func() error
-	props   []proposal
+	props   []Proposal
 	results []command.Result
 }
 
@@ -98,7 +93,7 @@ func NewLocal(db *storage.DB, applier Applier, o LocalOptions, fatal func(error)
 		db:      db,
 		applier: applier,
 		opts:    o,
-		submit:  make(chan proposal, 8192),
+		submit:  make(chan Proposal, 8192),
 		synced:  make(chan syncedGroup, 4),
 		done:    make(chan struct{}),
 		fatal:   fatal,
@@ -114,7 +109,7 @@ func (l *Local) Submit(cmd *command.Command, done func(command.Result)) error {
 	if l.closed {
 		return ErrClosed
 	}
-	l.submit <- proposal{cmd: cmd, done: done}
+	l.submit <- Proposal{Cmd: cmd, Done: done}
 	return nil
 }
 
@@ -148,8 +143,8 @@ func (l *Local) applyLoop() {
 		if !ok {
 			break
 		}
-		props := []proposal{first}
-		size := len(first.cmd.Value) + len(first.cmd.Key)
+		props := []Proposal{first}
+		size := len(first.Cmd.Value) + len(first.Cmd.Key)
 		if len(l.submit) == 0 {
 			// Let readers that are already running submit too, so the
 			// group (and its one commit) serves more commands.
@@ -163,7 +158,7 @@ func (l *Local) applyLoop() {
 					break drain
 				}
 				props = append(props, p)
-				size += len(p.cmd.Value) + len(p.cmd.Key)
+				size += len(p.Cmd.Value) + len(p.Cmd.Key)
 			default:
 				break drain
 			}
@@ -176,20 +171,16 @@ func (l *Local) applyLoop() {
 	}
 }
 
-func (l *Local) applyGroup(props []proposal) {
+func (l *Local) applyGroup(props []Proposal) {
 	b := l.db.NewBatch()
 	results := make([]command.Result, 0, len(props))
 	for i := 0; i < len(props); i++ { // props grows with woken writes
-		r := l.applier.Apply(props[i].cmd, b)
+		r := l.applier.Apply(props[i].Cmd, b)
 		results = append(results, r)
 		if l.wake != nil && len(r.Wake) > 0 {
 			// A woken write goes right after its waker: it was waiting
 			// before anything later in the group arrived.
-			var woken []proposal
-			for _, p := range l.wake(r.Wake) {
-				woken = append(woken, proposal{cmd: p.Cmd, done: p.Done})
-			}
-			props = slices.Insert(props, i+1, woken...)
+			props = slices.Insert(props, i+1, l.wake(r.Wake)...)
 		}
 	}
 	if l.opts.Durability != Sync {
@@ -199,7 +190,7 @@ func (l *Local) applyGroup(props []proposal) {
 		}
 		l.applier.Committed()
 		for i, p := range props {
-			p.done(results[i])
+			p.Done(results[i])
 		}
 		return
 	}
@@ -222,7 +213,7 @@ func (l *Local) completeLoop(done chan struct{}) {
 			return
 		}
 		for i, p := range g.props {
-			p.done(g.results[i])
+			p.Done(g.results[i])
 		}
 	}
 }

@@ -281,7 +281,7 @@ func TestLocal_WokenWriteIsAppliedRightAfterItsWaker(t *testing.T) {
 	noop := func(command.Result) {}
 	// The group the apply goroutine would take with a and c queued
 	// (nothing is submitted, so that goroutine is idle).
-	j.applyGroup([]proposal{{cmd: &command.Command{Key: []byte("a")}, done: noop}, {cmd: &command.Command{Key: []byte("c")}, done: noop}})
+	j.applyGroup([]Proposal{{Cmd: &command.Command{Key: []byte("a")}, Done: noop}, {Cmd: &command.Command{Key: []byte("c")}, Done: noop}})
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -307,13 +307,13 @@ func (n *Node) finish(c *call, r command.Result) {
 		c.finished = true
 		n.unregister(c)
 		n.mu.Unlock()
-		n.stopWaiting(c)
+		c.stopWaiting()
 	}
 	c.done(r)
 }
 
 // stopWaiting releases a finished call's deadline timer and context hook.
-func (n *Node) stopWaiting(c *call) {
+func (c *call) stopWaiting() {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
@@ -358,7 +358,7 @@ func (n *Node) expire(c *call) {
 	if c.handler.Kind == command.Read {
 		c.running = true // a signal meanwhile only sets signalled
 		n.mu.Unlock()
-		c.cmd.Time = n.now()
+		n.stamp(c)
 		n.finish(c, c.handler.Read(c.cmd))
 		return
 	}
@@ -369,7 +369,7 @@ func (n *Node) expire(c *call) {
 	n.unregister(c)
 	last := c.last
 	n.mu.Unlock()
-	n.stopWaiting(c)
+	c.stopWaiting()
 	c.done(last)
 }
 

@@ -85,9 +85,10 @@ func (m *Machine) enqueue(now int64, cmd *command.Command, b storage.Batch) comm
 //
 // The value, empty in v1, may carry a seq list to ack first (our extension,
 // docs/protocol.md): a consumer then acks what it finished and leases what
-// comes next in one round trip and one durable write. A blocking call that
-// parks has applied its acks already; when it retries, acking them again
-// changes nothing.
+// comes next in one round trip and one durable write. A blocking call
+// applies them on its first attempt only: its retries carry none
+// (dropAcks), since acked later they could delete a message that came back
+// meanwhile.
 func (m *Machine) dequeue(now int64, cmd *command.Command, b storage.Batch) command.Result {
 	acks, err := seqList(cmd.Value)
 	if err != nil {
