@@ -295,6 +295,35 @@ class LiveClientTest(ServerTestCase):
         res = await self.client.queue.dequeue("cancel-q", 1)
         self.assertEqual([m.payload for m in res.messages], [b"m"])
 
+    async def test_cancelled_caller_does_not_keep_the_free_slot(self) -> None:
+        # With max_pending reached, callers wait for room. A caller that is cancelled
+        # in the same loop iteration as the reply that made room for it must pass
+        # that room on; otherwise the next waiter waits forever (it has no deadline yet).
+        client = self.new_client(max_pending=1)
+        await client.connect()
+        conn = client._main
+        assert conn is not None
+        a = asyncio.create_task(client.kv.put("room", b"1"))
+        await asyncio.sleep(0)
+        b = asyncio.create_task(client.kv.get("room"))
+        c = asyncio.create_task(client.kv.get("room"))
+        await asyncio.sleep(0)
+        self.assertEqual((conn.pending, len(conn._room)), (1, 2))
+        make_room = conn._make_room
+
+        def make_room_then_cancel_b() -> None:
+            make_room()
+            if not b.done():
+                b.cancel()  # e.g. an application timeout firing in this same iteration
+
+        conn._make_room = make_room_then_cancel_b  # type: ignore[method-assign]
+        await a
+        with self.assertRaises(asyncio.CancelledError):
+            await b
+        self.assertEqual(await asyncio.wait_for(c, 3), b"1")
+        self.assertEqual(await client.kv.get("room"), b"1")
+        await client.close()
+
     async def test_debug_logging(self) -> None:
         client = self.new_client(debug=True)
         with self.assertLogs("flo", level="DEBUG") as logs:

@@ -145,7 +145,12 @@ class Connection:
         while len(self._pending) >= self._max_pending and not self._closed:
             waiter = self._loop.create_future()  # type: ignore[union-attr]
             self._room.append(waiter)
-            await waiter
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._make_room()  # we were given room and cannot use it: pass it on
+                raise
         if self._closed or self._transport is None:
             raise ConnectionFailedError(self._close_reason)
         loop = self._loop
