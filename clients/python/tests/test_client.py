@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import socket
 import time
 import unittest
@@ -366,6 +368,30 @@ class LiveClientTest(ServerTestCase):
             await client.close()
         finally:
             await proxy.stop()
+
+
+class StalledServerTest(AsyncTestCase):
+    """A server that stops reading must not make a call outlive its timeout."""
+
+    async def test_large_write_to_stalled_server_times_out(self) -> None:
+        server = ServerProcess()
+        addr = server.start()
+        assert server.proc is not None
+        try:
+            client = FloClient(addr, timeout_ms=500)
+            await client.connect()
+            os.kill(server.proc.pid, signal.SIGSTOP)  # the server reads nothing more
+            try:
+                t0 = time.monotonic()
+                with self.assertRaises(OperationTimeoutError):
+                    # 16 MiB cannot all fit in the socket buffers: the write stalls.
+                    await asyncio.wait_for(client.kv.put("big", b"x" * (16 << 20)), 10)
+                self.assertLess(time.monotonic() - t0, 5)
+            finally:
+                os.kill(server.proc.pid, signal.SIGCONT)
+            await client.close()
+        finally:
+            server.cleanup()
 
 
 class RestartTest(AsyncTestCase):
