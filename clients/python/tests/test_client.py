@@ -12,10 +12,12 @@ import unittest
 
 from .harness import AsyncTestCase, FakeServer, Proxy, ServerProcess, ServerTestCase, unique
 from flo import (
+    ActionInvokeOptions,
     BadRequestError,
     ConflictError,
     ConnectionFailedError,
     DequeueOptions,
+    EnqueueOptions,
     FloClient,
     FloError,
     GenericServerError,
@@ -325,6 +327,23 @@ class LiveClientTest(ServerTestCase):
         self.assertEqual(await asyncio.wait_for(c, 3), b"1")
         self.assertEqual(await client.kv.get("room"), b"1")
         await client.close()
+
+    async def test_invalid_arguments_raise_bad_request(self) -> None:
+        # SEMANTICS 8.1: an empty name or key, anything over a size limit and a value
+        # out of range raise BadRequestError, whether the client or the server notices.
+        c = self.client
+        cases = [
+            lambda: c.kv.put("", b"x"),
+            lambda: c.kv.get("k" * 70000),
+            lambda: c.queue.enqueue("", b"x"),
+            lambda: c.queue.enqueue("q", b"x", EnqueueOptions(priority=256)),
+            lambda: c.action.invoke("a", b"", ActionInvokeOptions(priority=256)),
+            lambda: c.kv.get("k", GetOptions(namespace="n" * 256)),
+            lambda: c.kv.get("k", GetOptions(namespace="bad\x00ns")),  # rejected by the server
+        ]
+        for i, call in enumerate(cases):
+            with self.subTest(case=i), self.assertRaises(BadRequestError):
+                await call()
 
     async def test_debug_logging(self) -> None:
         client = self.new_client(debug=True)
