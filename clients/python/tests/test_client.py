@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import socket
 import time
 import unittest
 
 from .harness import AsyncTestCase, FakeServer, Proxy, ServerProcess, ServerTestCase, unique
 from flo import (
+    ActionInvokeOptions,
     BadRequestError,
     ConflictError,
     ConnectionFailedError,
     DequeueOptions,
+    EnqueueOptions,
     FloClient,
     FloError,
     GenericServerError,
@@ -295,6 +299,52 @@ class LiveClientTest(ServerTestCase):
         res = await self.client.queue.dequeue("cancel-q", 1)
         self.assertEqual([m.payload for m in res.messages], [b"m"])
 
+    async def test_cancelled_caller_does_not_keep_the_free_slot(self) -> None:
+        # With max_pending reached, callers wait for room. A caller that is cancelled
+        # in the same loop iteration as the reply that made room for it must pass
+        # that room on; otherwise the next waiter waits forever (it has no deadline yet).
+        client = self.new_client(max_pending=1)
+        await client.connect()
+        conn = client._main
+        assert conn is not None
+        a = asyncio.create_task(client.kv.put("room", b"1"))
+        await asyncio.sleep(0)
+        b = asyncio.create_task(client.kv.get("room"))
+        c = asyncio.create_task(client.kv.get("room"))
+        await asyncio.sleep(0)
+        self.assertEqual((conn.pending, len(conn._room)), (1, 2))
+        make_room = conn._make_room
+
+        def make_room_then_cancel_b() -> None:
+            make_room()
+            if not b.done():
+                b.cancel()  # e.g. an application timeout firing in this same iteration
+
+        conn._make_room = make_room_then_cancel_b  # type: ignore[method-assign]
+        await a
+        with self.assertRaises(asyncio.CancelledError):
+            await b
+        self.assertEqual(await asyncio.wait_for(c, 3), b"1")
+        self.assertEqual(await client.kv.get("room"), b"1")
+        await client.close()
+
+    async def test_invalid_arguments_raise_bad_request(self) -> None:
+        # SEMANTICS 8.1: an empty name or key, anything over a size limit and a value
+        # out of range raise BadRequestError, whether the client or the server notices.
+        c = self.client
+        cases = [
+            lambda: c.kv.put("", b"x"),
+            lambda: c.kv.get("k" * 70000),
+            lambda: c.queue.enqueue("", b"x"),
+            lambda: c.queue.enqueue("q", b"x", EnqueueOptions(priority=256)),
+            lambda: c.action.invoke("a", b"", ActionInvokeOptions(priority=256)),
+            lambda: c.kv.get("k", GetOptions(namespace="n" * 256)),
+            lambda: c.kv.get("k", GetOptions(namespace="bad\x00ns")),  # rejected by the server
+        ]
+        for i, call in enumerate(cases):
+            with self.subTest(case=i), self.assertRaises(BadRequestError):
+                await call()
+
     async def test_debug_logging(self) -> None:
         client = self.new_client(debug=True)
         with self.assertLogs("flo", level="DEBUG") as logs:
@@ -337,6 +387,30 @@ class LiveClientTest(ServerTestCase):
             await client.close()
         finally:
             await proxy.stop()
+
+
+class StalledServerTest(AsyncTestCase):
+    """A server that stops reading must not make a call outlive its timeout."""
+
+    async def test_large_write_to_stalled_server_times_out(self) -> None:
+        server = ServerProcess()
+        addr = server.start()
+        assert server.proc is not None
+        try:
+            client = FloClient(addr, timeout_ms=500)
+            await client.connect()
+            os.kill(server.proc.pid, signal.SIGSTOP)  # the server reads nothing more
+            try:
+                t0 = time.monotonic()
+                with self.assertRaises(OperationTimeoutError):
+                    # 16 MiB cannot all fit in the socket buffers: the write stalls.
+                    await asyncio.wait_for(client.kv.put("big", b"x" * (16 << 20)), 10)
+                self.assertLess(time.monotonic() - t0, 5)
+            finally:
+                os.kill(server.proc.pid, signal.SIGCONT)
+            await client.close()
+        finally:
+            server.cleanup()
 
 
 class RestartTest(AsyncTestCase):

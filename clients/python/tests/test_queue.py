@@ -216,6 +216,19 @@ class QueueTest(ServerTestCase):
         empty = await q.stats("never-used")
         self.assertEqual((empty.ready, empty.delayed, empty.in_flight, empty.dlq), (0, 0, 0, 0))
 
+    async def test_dequeue_reply_larger_than_one_payload(self) -> None:
+        # The server caps a message list at 64 MiB of payloads (plus the message that
+        # crosses it), so a reply may be far larger than the 16 MiB limit of one value.
+        client = self.new_client(timeout_ms=30000)
+        big = b"x" * (1 << 20)
+        for _ in range(20):
+            await client.queue.enqueue("big", big)
+        got = await client.queue.dequeue("big", 20)
+        self.assertEqual(len(got.messages), 20)
+        self.assertTrue(all(m.payload == big for m in got.messages))
+        await client.queue.ack("big", [m.seq for m in got.messages])
+        await client.close()
+
     async def test_validation(self) -> None:
         with self.assertRaises(ValidationError):
             await self.client.queue.enqueue("", b"x")

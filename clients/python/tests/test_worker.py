@@ -129,6 +129,34 @@ class WorkerTest(ServerTestCase):
         await asyncio.sleep(0.3)
         self.assertEqual((await self.client.action.status(run2)).status, RunStatus.PENDING)
 
+    async def test_stop_as_a_task_arrives_still_runs_it(self) -> None:
+        # stop() may land after the server handed out a task but before the poll
+        # loop took it over; the task must then be run (drained), not dropped until
+        # its lease expires, which for an action without retries ends it timed out.
+        worker = Worker(self.client, "w-race", concurrency=1, lease_ms=2000)
+        ran: list[str] = []
+
+        @worker.action("race", ActionRegisterOptions(max_retries=0))
+        async def race(ctx: ActionContext) -> bytes:
+            ran.append(ctx.task_id)
+            return b"ran"
+
+        await_task = self.client.worker.await_task
+        stopper: list[asyncio.Task[None]] = []
+
+        async def await_then_stop(*args, **kwargs):  # type: ignore[no-untyped-def]
+            res = await await_task(*args, **kwargs)
+            if res.tasks and not stopper:
+                stopper.append(asyncio.ensure_future(worker.stop()))  # runs before the loop resumes
+            return res
+
+        self.client.worker.await_task = await_then_stop  # type: ignore[method-assign]
+        await worker.start()
+        run = (await self.client.action.invoke("race", b"")).run_id
+        st = await self.wait_terminal(run)
+        await asyncio.wait_for(stopper[0], 10)
+        self.assertEqual((st.status, st.result, ran), (RunStatus.COMPLETED, b"ran", [run]))
+
     async def test_stop_timeout_cancels_and_fails_for_retry(self) -> None:
         worker = Worker(self.client, "w-cancel", concurrency=1)
         started = asyncio.Event()

@@ -145,7 +145,12 @@ class Connection:
         while len(self._pending) >= self._max_pending and not self._closed:
             waiter = self._loop.create_future()  # type: ignore[union-attr]
             self._room.append(waiter)
-            await waiter
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._make_room()  # we were given room and cannot use it: pass it on
+                raise
         if self._closed or self._transport is None:
             raise ConnectionFailedError(self._close_reason)
         loop = self._loop
@@ -166,7 +171,7 @@ class Connection:
                 self._timer = loop.call_at(entry.deadline, self._on_timer)
         if self._wbuf_bytes > _DRAIN_ABOVE or self._paused:
             self._flush()
-            await self._drain()
+            await self._drain(fut)
         return await fut
 
     def _flush(self) -> None:
@@ -183,12 +188,24 @@ class Connection:
         except (OSError, RuntimeError) as e:
             self._fail(ConnectionFailedError(f"write to {self.addr}: {e}"))
 
-    async def _drain(self) -> None:
-        if not self._paused or self._closed:
+    async def _drain(self, fut: "asyncio.Future[tuple[int, bytes]]") -> None:
+        """Wait until the socket takes more data, or until ``fut`` is done (its deadline
+        passed or the connection failed): a server that stops reading must not hold a
+        caller past its timeout."""
+        if not self._paused or self._closed or fut.done():
             return
         waiter = self._loop.create_future()  # type: ignore[union-attr]
         self._drain_waiters.append(waiter)
-        await waiter
+
+        def wake(_: object) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        fut.add_done_callback(wake)
+        try:
+            await waiter
+        finally:
+            fut.remove_done_callback(wake)
 
     def _resume(self) -> None:
         self._paused = False

@@ -145,8 +145,13 @@ class IncompleteResponseError(ProtocolError):
     """A response body was shorter than its layout requires."""
 
 
-class ValidationError(FloError, ValueError):
-    """An argument was rejected by the client before anything was sent."""
+class ValidationError(BadRequestError, ValueError):
+    """An argument was rejected by the client before anything was sent.
+
+    It is a :class:`BadRequestError`, the error the server raises for the same
+    arguments (an empty name, a size limit, a value out of range), so callers
+    need not care which side noticed.
+    """
 
 
 class NonRetryableError(FloError):

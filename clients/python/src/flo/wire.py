@@ -65,8 +65,11 @@ MAX_KEY_BYTES = 65535
 MAX_VALUE_BYTES = 16 * 1024 * 1024
 MAX_OPTION_BYTES = 255
 MAX_OPTIONS_BYTES = 65535
-#: Largest response payload the client accepts (16 MiB of data plus room for envelopes).
-MAX_FRAME_PAYLOAD = MAX_VALUE_BYTES + 1024 * 1024
+#: Largest response payload the client accepts. One reply may carry many values: a
+#: message or record list stops only once it passes 64 MiB, plus the item that crossed
+#: it, and a scan or history page has no byte cap, so this is a sanity bound (as the
+#: Go client's) rather than the 16 MiB limit of one value.
+MAX_FRAME_PAYLOAD = (1 << 31) - 1
 
 _HEADER = struct.Struct("<IIQIBBBB")
 

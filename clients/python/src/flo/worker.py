@@ -371,7 +371,7 @@ class Worker:
                 self.client.worker.await_task(self.worker_id, self.actions, opts)
             )
             try:
-                result = await self._poll
+                result = await self._take_poll(self._poll, stopping)
             except asyncio.CancelledError:
                 _release(slots, free)
                 if stopping.is_set():
@@ -394,6 +394,24 @@ class Worker:
                 t = asyncio.get_running_loop().create_task(self._execute(task, slots))
                 self._running.add(t)
                 t.add_done_callback(self._running.discard)
+
+    @staticmethod
+    async def _take_poll(
+        poll: "asyncio.Task[WorkerAwaitResult]", stopping: asyncio.Event
+    ) -> WorkerAwaitResult:
+        """Wait for the poll. When stop() cancels the loop, cancel the poll (which makes
+        the server drop the parked wait) unless it has already finished: tasks the
+        server has handed out are then returned, to be run and drained, not dropped
+        until their leases expire."""
+        try:
+            return await asyncio.shield(poll)
+        except asyncio.CancelledError:
+            if not poll.done():
+                poll.cancel()
+                await asyncio.wait([poll])
+            if stopping.is_set() and not poll.cancelled() and poll.exception() is None:
+                return poll.result()
+            raise
 
     async def _execute(self, task: TaskAssignment, slots: asyncio.Semaphore) -> None:
         keepalive = asyncio.get_running_loop().create_task(self._keep_alive(task))
