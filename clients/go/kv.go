@@ -105,7 +105,8 @@ type ScanOptions struct {
 	Namespace string
 	// Cursor resumes a previous scan of the same prefix (ScanResult.Cursor).
 	Cursor []byte
-	// Limit is the page size: 0 means 100, at most 1000.
+	// Limit is the page size: 0 means 100, at most 1000. A page also ends
+	// (with HasMore) before its keys and values pass 64 MiB.
 	Limit int
 	// KeysOnly leaves every entry's Value nil.
 	KeysOnly bool
@@ -156,7 +157,8 @@ func (k *KV) Scan(ctx context.Context, prefix string, o *ScanOptions) (*ScanResu
 // HistoryOptions configures KV.History.
 type HistoryOptions struct {
 	Namespace string
-	// Limit is the number of versions: 0 means 10, at most 64.
+	// Limit is the number of versions: 0 means 10, at most 64. Fewer come
+	// back when their values would pass 64 MiB (at least one always does).
 	Limit int
 }
 

@@ -1,6 +1,7 @@
 package flo_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	flo "github.com/floruntime/flo/clients/go"
 	"github.com/floruntime/flo/flotest"
 	"github.com/floruntime/flo/internal/config"
+	"github.com/floruntime/flo/internal/kv"
 )
 
 func setupKV(t *testing.T) (*flotest.Server, *flo.Client, context.Context) {
@@ -286,6 +288,40 @@ func TestKV_ScanKeysOnlyAndLimits(t *testing.T) {
 	def, err := c.KV.Scan(ctx, "", nil)
 	if err != nil || len(def.Entries) != 100 || def.Entries[0].Value == nil {
 		t.Fatalf("default limit 100 with values: %d, %v", len(def.Entries), err)
+	}
+}
+
+// TestKV_ScanOfLargeValuesStopsAt64MiB: with values at the 16 MiB limit a
+// scan page holds three (a fourth would take it past kv.MaxReplyBytes) and
+// the cursor brings the rest. (The history's cut is tested in package kv.)
+func TestKV_ScanOfLargeValuesStopsAt64MiB(t *testing.T) {
+	_, c, ctx := setupKV(t)
+	big := func(b byte) []byte { return bytes.Repeat([]byte{b}, kv.MaxValueBytes) }
+	for i := range 4 {
+		if _, err := c.KV.Put(ctx, fmt.Sprint("big", i), big(byte('a'+i)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pages []int
+	o := &flo.ScanOptions{}
+	for i := 0; ; i++ {
+		res, err := c.KV.Scan(ctx, "big", o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, len(res.Entries))
+		for _, e := range res.Entries {
+			if want := big(byte('a' + e.Key[3] - '0')); !bytes.Equal(e.Value, want) {
+				t.Fatalf("value of %s", e.Key)
+			}
+		}
+		if !res.HasMore || i > 4 {
+			break
+		}
+		o.Cursor = res.Cursor
+	}
+	if fmt.Sprint(pages) != "[3 1]" {
+		t.Fatalf("pages of %v entries, want [3 1]", pages)
 	}
 }
 

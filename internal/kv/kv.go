@@ -36,6 +36,13 @@ const (
 	HistoryDefault   = 10
 	ScanLimitDefault = 100
 	ScanLimitMax     = 1000
+	// MaxReplyBytes bounds the keys and values of one scan page or history
+	// reply: 1,000 keys or 64 versions of 16 MiB would otherwise be a reply
+	// of gigabytes, built in memory, beyond what a frame's u32 length can
+	// say. A page stops early (with a cursor) once the next entry would
+	// pass it; a history returns fewer versions. Either holds at least one
+	// entry.
+	MaxReplyBytes = 64 << 20
 )
 
 // SweepBatch bounds the expired keys one pulse reclaims, so a pulse stays
@@ -59,13 +66,15 @@ type Machine struct {
 	// written holds the current records Apply wrote since the last
 	// Committed, by current-record key; only Apply touches it.
 	written map[string]record
+	// maxReplyBytes is MaxReplyBytes (smaller in tests).
+	maxReplyBytes int
 }
 
 // New returns a KV machine reading committed state from db.
 func New(db storage.Reader) *Machine { return newMachine(db, CacheBytes) }
 
 func newMachine(db storage.Reader, cacheBytes int) *Machine {
-	return &Machine{db: db, cache: newRecordCache(cacheBytes), written: make(map[string]record)}
+	return &Machine{db: db, cache: newRecordCache(cacheBytes), written: make(map[string]record), maxReplyBytes: MaxReplyBytes}
 }
 
 // Committed implements fsm.Committer: the records the group wrote are in
@@ -447,6 +456,7 @@ func (m *Machine) scan(cmd *command.Command) command.Result {
 	nowMs := cmd.TimeMs()
 	var page wire.ScanPage
 	var iterErr error
+	size := 0
 	err := m.db.Iterate(lower, upper, false, func(k, v []byte) bool {
 		rec, err := decodeRecord(v)
 		if err != nil {
@@ -456,14 +466,16 @@ func (m *Machine) scan(cmd *command.Command) command.Result {
 		if !rec.live(nowMs) {
 			return true
 		}
-		if len(page.Entries) == limit {
+		e := wire.ScanEntry{Key: k[len(base):]}
+		if !keysOnly {
+			e.Value = rec.value
+		}
+		if len(page.Entries) == limit || len(page.Entries) > 0 && size+len(e.Key)+len(e.Value) > m.maxReplyBytes {
 			page.HasMore = true
 			return false
 		}
-		e := wire.ScanEntry{Key: append([]byte(nil), k[len(base):]...)}
-		if !keysOnly {
-			e.Value = append([]byte(nil), rec.value...)
-		}
+		size += len(e.Key) + len(e.Value)
+		e.Key, e.Value = append([]byte(nil), e.Key...), append([]byte(nil), e.Value...)
 		page.Entries = append(page.Entries, e)
 		return true
 	})
@@ -495,10 +507,15 @@ func (m *Machine) history(cmd *command.Command) command.Result {
 	}
 	hp := historyPrefix(cmd.Namespace, cmd.Key)
 	var es []wire.HistoryEntry
+	size := 0
 	err := m.db.Iterate(hp, storage.PrefixEnd(hp), false, func(k, v []byte) bool {
 		if len(k) != len(hp)+8 || len(v) < 8 {
 			return true
 		}
+		if len(es) > 0 && size+len(v)-8 > m.maxReplyBytes {
+			return false
+		}
+		size += len(v) - 8
 		es = append(es, wire.HistoryEntry{
 			Version:     ^binary.BigEndian.Uint64(k[len(hp):]),
 			TimestampMs: int64(binary.LittleEndian.Uint64(v[:8])),

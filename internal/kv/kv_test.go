@@ -323,3 +323,81 @@ func TestMachine_GetIsServedFromTheCache(t *testing.T) {
 		t.Fatalf("cold get = %q; want not found from storage", r.Body)
 	}
 }
+
+// TestMachine_RepliesStopAtMaxReplyBytes: a scan page ends early, with a
+// cursor, once the next entry would take its keys and values past the
+// reply limit, and always holds at least one entry; keys-only pages count
+// only keys; a history returns fewer versions.
+func TestMachine_RepliesStopAtMaxReplyBytes(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	s.m.maxReplyBytes = 100
+	val := func(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }
+	for _, kv := range []struct {
+		key string
+		n   int
+	}{{"a", 49}, {"b", 49}, {"c", 49}, {"d", 200}, {"e", 1}} {
+		if r := s.apply(t, putCmd(0, kv.key, val(kv.n, kv.key[0]), nil)); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	scan := func(cursor []byte, o wire.Options) wire.ScanPage {
+		t.Helper()
+		r := s.m.scan(&command.Command{Op: command.Op(wire.OpKVScan), Time: at(0), Namespace: "ns", Value: cursor, Options: o})
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		page, err := wire.DecodeScanPage(r.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return page
+	}
+	// a+b are exactly 100 bytes; c would pass; d alone is over the limit
+	// but a page holds at least one entry; e follows.
+	var got []string
+	var cursor []byte
+	for pages := 0; ; pages++ {
+		page := scan(cursor, nil)
+		var keys string
+		for _, e := range page.Entries {
+			if !bytes.Equal(e.Value, val(len(e.Value), e.Key[0])) {
+				t.Fatalf("value of %s", e.Key)
+			}
+			keys += string(e.Key)
+		}
+		got = append(got, keys)
+		if !page.HasMore {
+			break
+		}
+		cursor = page.Cursor
+	}
+	if fmt.Sprint(got) != "[ab c d e]" {
+		t.Fatalf("pages %v, want [ab c d e]", got)
+	}
+	if page := scan(nil, wire.AppendFlag(nil, wire.TagKeysOnly)); len(page.Entries) != 5 || page.HasMore {
+		t.Fatalf("keys-only page: %d entries, more %v", len(page.Entries), page.HasMore)
+	}
+
+	for i := 1; i <= 4; i++ {
+		s.apply(t, putCmd(0, "h", val(50, byte('0'+i)), nil))
+	}
+	history := func(key string) []wire.HistoryEntry {
+		t.Helper()
+		r := s.m.history(&command.Command{Op: command.Op(wire.OpKVHistory), Time: at(0), Namespace: "ns", Key: []byte(key)})
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		h, err := wire.DecodeHistory(r.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	if h := history("h"); len(h) != 2 || h[0].Version != 4 || h[1].Version != 3 {
+		t.Fatalf("history within 100 bytes: %+v", h)
+	}
+	if h := history("d"); len(h) != 1 || len(h[0].Value) != 200 {
+		t.Fatalf("history of one version over the limit: %d entries", len(h))
+	}
+}
