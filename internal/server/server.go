@@ -162,6 +162,10 @@ func (s *Server) Shutdown() {
 	}
 	for c := range s.conns {
 		c.stopReading()
+		// Parked calls end now, not when the reader notices the deadline:
+		// a reader waiting for room in a full in-flight queue behind a
+		// parked call would otherwise never get there.
+		c.cancel()
 	}
 	s.mu.Unlock()
 	s.acceptWG.Wait()

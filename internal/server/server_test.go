@@ -319,3 +319,42 @@ func TestServer_InflightLimitAppliesBackpressureWithoutLoss(t *testing.T) {
 		}
 	}
 }
+
+func TestServer_ShutdownEndsAParkedCallBehindAFullInflightQueue(t *testing.T) {
+	t.Parallel()
+	// Not flotest.Start: if Shutdown hangs, its cleanup would hang too.
+	srv, err := flotest.New(flotest.Options{DataDir: t.TempDir(), Config: func(c *config.Config) {
+		c.MaxInflightPerConn = 2
+		c.ShutdownTimeout = 200 * time.Millisecond
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := dialRaw(t, srv.Addr)
+	// A call parked without limit heads the reply queue and more requests
+	// than the in-flight limit wait behind it, so the reader is stuck
+	// handing one over, not reading the socket.
+	var batch []byte
+	batch = wire.AppendFrame(batch, 1, byte(wire.OpKVGet), wire.AppendRequest(nil, &wire.Request{Key: []byte("never"), Options: wire.AppendU32(nil, wire.TagBlockMs, 0)}))
+	for i := uint64(2); i <= 10; i++ {
+		batch = wire.AppendFrame(batch, i, byte(wire.OpPing), nil)
+	}
+	rc.send(batch)
+	time.Sleep(100 * time.Millisecond)
+	stopped := make(chan struct{})
+	go func() { srv.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown hung on a connection whose reader waits for room in its in-flight queue")
+	}
+	// The parked call was answered empty, in order.
+	if f := rc.reply(); f.RequestID != 1 || wire.Status(f.Code) != wire.StatusNotFound {
+		t.Fatalf("parked call: id %d status %d %q", f.RequestID, f.Code, f.Payload)
+	}
+	for i := uint64(2); i <= 10; i++ {
+		if f := rc.reply(); f.RequestID != i || string(f.Payload) != "PONG" {
+			t.Fatalf("reply %d: id %d %q", i, f.RequestID, f.Payload)
+		}
+	}
+}
