@@ -38,8 +38,9 @@ type Config struct {
 	MaxFrameBytes int
 	// MaxConnections bounds open client connections (default 10000).
 	MaxConnections int
-	// MaxInflightPerConn bounds requests read but not yet answered on one
-	// connection; past it the server stops reading that connection (default 1024).
+	// MaxInflightPerConn bounds requests started but not yet answered on one
+	// connection; at the limit the server stops reading that connection
+	// (default 1024).
 	MaxInflightPerConn int
 	// MaxWaiters bounds blocked calls server-wide (default 100000).
 	MaxWaiters int

@@ -224,8 +224,11 @@ type conn struct {
 	nc     net.Conn
 	ctx    context.Context
 	cancel context.CancelFunc
-	slots  chan *slot
-	log    *slog.Logger
+	// slots are the requests in flight, in arrival order: at most
+	// MaxInflightPerConn, counting the one the writer waits on. The reader
+	// stops reading while it cannot add one.
+	slots chan *slot
+	log   *slog.Logger
 	// lastWrite is the newest write not known to be done; owned by the reader.
 	lastWrite *slot
 }
@@ -237,8 +240,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 		nc:     nc,
 		ctx:    ctx,
 		cancel: cancel,
-		slots:  make(chan *slot, s.opts.MaxInflightPerConn),
-		log:    s.log.With("remote", nc.RemoteAddr().String()),
+		// The writer holds the slot it waits on; the channel the rest.
+		slots: make(chan *slot, s.opts.MaxInflightPerConn-1),
+		log:   s.log.With("remote", nc.RemoteAddr().String()),
 	}
 }
 

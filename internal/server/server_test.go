@@ -358,3 +358,32 @@ func TestServer_ShutdownEndsAParkedCallBehindAFullInflightQueue(t *testing.T) {
 		}
 	}
 }
+
+func TestServer_InflightLimitIsExact(t *testing.T) {
+	t.Parallel()
+	// One request in flight per connection, one parked call server-wide.
+	srv := flotest.Start(t, flotest.Options{Config: func(c *config.Config) {
+		c.MaxInflightPerConn = 1
+		c.MaxWaiters = 1
+	}})
+	c := srv.Client(t, flo.Options{})
+	ctx := context.Background()
+	rc := dialRaw(t, srv.Addr)
+	// The first call parks and takes the waiter slot. The second must not
+	// start until the first is answered: if it did, it would find no slot
+	// and be refused OVERLOADED.
+	var batch []byte
+	for i, key := range []string{"a", "b"} {
+		batch = wire.AppendFrame(batch, uint64(i+1), byte(wire.OpKVGet), wire.AppendRequest(nil, &wire.Request{Key: []byte(key), Options: wire.AppendU32(nil, wire.TagBlockMs, 0)}))
+	}
+	rc.send(batch)
+	time.Sleep(100 * time.Millisecond)
+	for i, key := range []string{"a", "b"} {
+		if _, err := c.KV.Put(ctx, key, []byte("v"+key), nil); err != nil {
+			t.Fatal(err)
+		}
+		if f := rc.reply(); f.RequestID != uint64(i+1) || wire.Status(f.Code) != wire.StatusOK || string(f.Payload) != "v"+key {
+			t.Fatalf("reply %d: id %d status %d %q", i+1, f.RequestID, f.Code, f.Payload)
+		}
+	}
+}
