@@ -68,14 +68,19 @@ func checksum(hdr []byte, payload []byte) uint32 {
 // AppendFrame appends a complete v1 frame to dst. code is the opcode for a
 // request and the status for a response.
 func AppendFrame(dst []byte, requestID uint64, code byte, payload []byte) []byte {
+	return append(AppendHeader(dst, requestID, code, payload), payload...)
+}
+
+// AppendHeader appends only the v1 header of the frame AppendFrame would
+// build, for a writer that sends the payload from where it lies.
+func AppendHeader(dst []byte, requestID uint64, code byte, payload []byte) []byte {
 	start := len(dst)
 	dst = binary.LittleEndian.AppendUint32(dst, Magic)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(payload)))
 	dst = binary.LittleEndian.AppendUint64(dst, requestID)
 	dst = append(dst, 0, 0, 0, 0, Version, code, 0, 0)
-	dst = append(dst, payload...)
 	hdr := dst[start : start+HeaderSize]
-	binary.LittleEndian.PutUint32(hdr[16:20], checksum(hdr, dst[start+HeaderSize:]))
+	binary.LittleEndian.PutUint32(hdr[16:20], checksum(hdr, payload))
 	return dst
 }
 

@@ -49,3 +49,12 @@ func TestReadFrame_PayloadSizes(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendHeader_IsTheFrameWithoutItsPayload(t *testing.T) {
+	payload := []byte("some payload")
+	frame := AppendFrame(nil, 77, byte(StatusNotFound), payload)
+	hdr := AppendHeader(nil, 77, byte(StatusNotFound), payload)
+	if !bytes.Equal(append(hdr, payload...), frame) {
+		t.Fatalf("header %x + payload != frame %x", hdr, frame)
+	}
+}

@@ -367,8 +367,14 @@ func (c *conn) writeLoop(done chan struct{}) {
 		if broken {
 			continue
 		}
-		out = wire.AppendFrame(out[:0], sl.requestID, byte(sl.status), sl.body)
-		if _, err := bw.Write(out); err != nil {
+		// The body goes from where it lies: copying it into a buffer kept
+		// for the connection would pin the largest reply it ever got.
+		out = wire.AppendHeader(out[:0], sl.requestID, byte(sl.status), sl.body)
+		_, err := bw.Write(out)
+		if err == nil {
+			_, err = bw.Write(sl.body)
+		}
+		if err != nil {
 			broken = true
 			c.nc.Close()
 			continue
