@@ -42,6 +42,11 @@ type Config struct {
 	// connection; at the limit the server stops reading that connection
 	// (default 1024).
 	MaxInflightPerConn int
+	// MaxReplyBytesPerConn bounds the bytes of answered requests' replies a
+	// connection holds while its client has not read them; at the limit the
+	// server stops reading that connection (default 64 MiB). One reply may
+	// exceed it on its own.
+	MaxReplyBytesPerConn int
 	// MaxWaiters bounds blocked calls server-wide (default 100000).
 	MaxWaiters int
 	// ShutdownTimeout bounds how long a graceful stop waits for in-flight
@@ -78,18 +83,19 @@ type Config struct {
 func Default() Config {
 	ql, sl := queue.DefaultLimits(), stream.DefaultLimits()
 	return Config{
-		Listen:             ":9000",
-		DataDir:            "flo-data",
-		Durability:         "sync",
-		FlushInterval:      time.Second,
-		LogFormat:          "text",
-		LogLevel:           "info",
-		CacheBytes:         storage.DefaultCacheBytes,
-		MaxFrameBytes:      wire.DefaultMaxPayloadBytes,
-		MaxConnections:     10_000,
-		MaxInflightPerConn: 1024,
-		MaxWaiters:         100_000,
-		ShutdownTimeout:    10 * time.Second,
+		Listen:               ":9000",
+		DataDir:              "flo-data",
+		Durability:           "sync",
+		FlushInterval:        time.Second,
+		LogFormat:            "text",
+		LogLevel:             "info",
+		CacheBytes:           storage.DefaultCacheBytes,
+		MaxFrameBytes:        wire.DefaultMaxPayloadBytes,
+		MaxConnections:       10_000,
+		MaxInflightPerConn:   1024,
+		MaxReplyBytesPerConn: 64 << 20,
+		MaxWaiters:           100_000,
+		ShutdownTimeout:      10 * time.Second,
 
 		// The primitives own their limits' defaults.
 		QueueMaxDeliveries:   ql.MaxDeliveries,
@@ -140,6 +146,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInflightPerConn < 1 {
 		bad("max-inflight-per-conn: must be at least 1")
+	}
+	if c.MaxReplyBytesPerConn < 1 {
+		bad("max-reply-bytes-per-conn: must be at least 1")
 	}
 	if c.MaxWaiters < 1 {
 		bad("max-waiters: must be at least 1")

@@ -24,6 +24,7 @@ func TestValidateEdges(t *testing.T) {
 		{"max-inflight-per-conn", func(c *Config) { c.MaxInflightPerConn = 1 }, func(c *Config) { c.MaxInflightPerConn = 0 }},
 		{"max-frame-bytes", func(c *Config) { c.MaxFrameBytes = 1 << 30 }, func(c *Config) { c.MaxFrameBytes = 1<<30 + 1 }},
 		{"max-connections", func(c *Config) { c.MaxConnections = 1 }, func(c *Config) { c.MaxConnections = 0 }},
+		{"max-reply-bytes-per-conn", func(c *Config) { c.MaxReplyBytesPerConn = 1 }, func(c *Config) { c.MaxReplyBytesPerConn = 0 }},
 		{"max-waiters", func(c *Config) { c.MaxWaiters = 1 }, func(c *Config) { c.MaxWaiters = 0 }},
 		{"shutdown-timeout", func(c *Config) { c.ShutdownTimeout = 1 }, func(c *Config) { c.ShutdownTimeout = 0 }},
 		{"flush-interval", func(c *Config) { c.FlushInterval = 1 }, func(c *Config) { c.FlushInterval = 0 }},

@@ -387,3 +387,37 @@ func TestServer_InflightLimitIsExact(t *testing.T) {
 		}
 	}
 }
+
+func TestServer_UnreadRepliesStopReadingAtTheByteLimit(t *testing.T) {
+	t.Parallel()
+	const size, limit = 1 << 20, 4 << 20
+	srv := flotest.Start(t, flotest.Options{Config: func(c *config.Config) { c.MaxReplyBytesPerConn = limit }})
+	c := srv.Client(t, flo.Options{})
+	ctx := context.Background()
+	if _, err := c.KV.Put(ctx, "big", make([]byte, size), nil); err != nil {
+		t.Fatal(err)
+	}
+	// 200 gets of 1 MiB each and then a put, from a client that reads
+	// nothing yet. Far less than 200 MiB fits in socket buffers, so the
+	// server must stop reading long before the put.
+	rc := dialRaw(t, srv.Addr)
+	var batch []byte
+	for i := uint64(1); i <= 200; i++ {
+		batch = wire.AppendFrame(batch, i, byte(wire.OpKVGet), wire.AppendRequest(nil, &wire.Request{Key: []byte("big")}))
+	}
+	batch = wire.AppendFrame(batch, 201, byte(wire.OpKVPut), wire.AppendRequest(nil, &wire.Request{Key: []byte("marker"), Value: []byte("x")}))
+	rc.send(batch)
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if v, _ := c.KV.Get(ctx, "marker", nil); v != nil {
+			t.Fatal("the server read 200 MiB of replies ahead of a client that reads none")
+		}
+	}
+	for i := uint64(1); i <= 201; i++ {
+		if f := rc.reply(); f.RequestID != i || wire.Status(f.Code) != wire.StatusOK || (i <= 200 && len(f.Payload) != size) {
+			t.Fatalf("reply %d: id %d status %d, %d bytes", i, f.RequestID, f.Code, len(f.Payload))
+		}
+	}
+	if v, _ := c.KV.Get(ctx, "marker", nil); string(v) != "x" {
+		t.Fatalf("marker = %q after every reply was read", v)
+	}
+}
