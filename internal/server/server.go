@@ -16,6 +16,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -352,6 +353,8 @@ func (c *conn) dispatch(f wire.Frame) {
 	cmd := &command.Command{Op: command.Op(op), Namespace: ns, Key: req.Key, Value: req.Value, Options: req.Options}
 	var block node.Block
 	if ms, ok := req.Options.Uint(wire.TagBlockMs); ok {
+		// A u64 past what a Duration holds (292 years) must not wrap.
+		ms = min(ms, uint64(math.MaxInt64/time.Millisecond))
 		block = node.Block{Enabled: true, For: time.Duration(ms) * time.Millisecond}
 	}
 	h, known := c.s.node.Handler(op)

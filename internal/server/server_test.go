@@ -421,3 +421,21 @@ func TestServer_UnreadRepliesStopReadingAtTheByteLimit(t *testing.T) {
 		t.Fatalf("marker = %q after every reply was read", v)
 	}
 }
+
+func TestServer_HugeBlockMsWaitsInsteadOfWrapping(t *testing.T) {
+	t.Parallel()
+	srv := flotest.Start(t, flotest.Options{})
+	c := srv.Client(t, flo.Options{})
+	rc := dialRaw(t, srv.Addr)
+	// BLOCK_MS as a u64 whose value in nanoseconds overflows int64: about
+	// 584,000 years, which must not wrap to a wait of under a millisecond.
+	const ms = 18446744073709552
+	rc.request(1, wire.OpKVGet, wire.Request{Key: []byte("later"), Options: wire.AppendU64(nil, wire.TagBlockMs, ms)})
+	time.Sleep(200 * time.Millisecond)
+	if _, err := c.KV.Put(context.Background(), "later", []byte("v"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if f := rc.reply(); wire.Status(f.Code) != wire.StatusOK || string(f.Payload) != "v" {
+		t.Fatalf("reply: status %d %q", f.Code, f.Payload)
+	}
+}
