@@ -40,7 +40,8 @@ type Config struct {
 	MaxConnections int
 	// MaxInflightPerConn bounds requests started but not yet answered on one
 	// connection; at the limit the server stops reading that connection
-	// (default 1024).
+	// (default 1024, at most MaxInflightPerConnLimit: each connection
+	// reserves a queue of this length when it opens).
 	MaxInflightPerConn int
 	// MaxReplyBytesPerConn bounds the bytes of answered requests' replies a
 	// connection holds while its client has not read them; at the limit the
@@ -78,6 +79,9 @@ type Config struct {
 	ActionMaxWorkers  int
 	ActionMaxLiveRuns int
 }
+
+// MaxInflightPerConnLimit is the largest MaxInflightPerConn accepted.
+const MaxInflightPerConnLimit = 1 << 16
 
 // Default returns a valid configuration with every default filled in.
 func Default() Config {
@@ -144,8 +148,8 @@ func (c *Config) Validate() error {
 	if c.MaxConnections < 1 {
 		bad("max-connections: must be at least 1")
 	}
-	if c.MaxInflightPerConn < 1 {
-		bad("max-inflight-per-conn: must be at least 1")
+	if c.MaxInflightPerConn < 1 || c.MaxInflightPerConn > MaxInflightPerConnLimit {
+		bad("max-inflight-per-conn: %d is outside 1..%d", c.MaxInflightPerConn, MaxInflightPerConnLimit)
 	}
 	if c.MaxReplyBytesPerConn < 1 {
 		bad("max-reply-bytes-per-conn: must be at least 1")

@@ -22,6 +22,7 @@ func TestValidateEdges(t *testing.T) {
 		{"cache-size", func(c *Config) { c.CacheBytes = 1 << 20 }, func(c *Config) { c.CacheBytes = 1<<20 - 1 }},
 		{"max-frame-bytes", func(c *Config) { c.MaxFrameBytes = 1024 }, func(c *Config) { c.MaxFrameBytes = 1023 }},
 		{"max-inflight-per-conn", func(c *Config) { c.MaxInflightPerConn = 1 }, func(c *Config) { c.MaxInflightPerConn = 0 }},
+		{"max-inflight-per-conn", func(c *Config) { c.MaxInflightPerConn = 1 << 16 }, func(c *Config) { c.MaxInflightPerConn = 1<<16 + 1 }},
 		{"max-frame-bytes", func(c *Config) { c.MaxFrameBytes = 1 << 30 }, func(c *Config) { c.MaxFrameBytes = 1<<30 + 1 }},
 		{"max-connections", func(c *Config) { c.MaxConnections = 1 }, func(c *Config) { c.MaxConnections = 0 }},
 		{"max-reply-bytes-per-conn", func(c *Config) { c.MaxReplyBytesPerConn = 1 }, func(c *Config) { c.MaxReplyBytesPerConn = 0 }},
