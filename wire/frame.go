@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 )
 
 // Magic is the first four bytes of every frame: "FLO\0" on the wire.
@@ -20,7 +21,7 @@ const Version byte = 0x01
 // DefaultMaxPayloadBytes is the default limit on a frame's payload: a 16 MiB
 // value plus the largest key, namespace and options blob the envelope can
 // carry, rounded up. The server checks a declared length against its limit
-// before allocating anything.
+// before allocating anything, and allocates only as the payload arrives.
 const DefaultMaxPayloadBytes = 16<<20 + 192<<10
 
 // Layout names a frame header layout. Only v1 exists today; v2 (32-byte
@@ -67,14 +68,19 @@ func checksum(hdr []byte, payload []byte) uint32 {
 // AppendFrame appends a complete v1 frame to dst. code is the opcode for a
 // request and the status for a response.
 func AppendFrame(dst []byte, requestID uint64, code byte, payload []byte) []byte {
+	return append(AppendHeader(dst, requestID, code, payload), payload...)
+}
+
+// AppendHeader appends only the v1 header of the frame AppendFrame would
+// build, for a writer that sends the payload from where it lies.
+func AppendHeader(dst []byte, requestID uint64, code byte, payload []byte) []byte {
 	start := len(dst)
 	dst = binary.LittleEndian.AppendUint32(dst, Magic)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(payload)))
 	dst = binary.LittleEndian.AppendUint64(dst, requestID)
 	dst = append(dst, 0, 0, 0, 0, Version, code, 0, 0)
-	dst = append(dst, payload...)
 	hdr := dst[start : start+HeaderSize]
-	binary.LittleEndian.PutUint32(hdr[16:20], checksum(hdr, dst[start+HeaderSize:]))
+	binary.LittleEndian.PutUint32(hdr[16:20], checksum(hdr, payload))
 	return dst
 }
 
@@ -136,9 +142,15 @@ func DecodeFrame(b []byte, maxPayload uint32) (Frame, int, error) {
 	return f, n, nil
 }
 
+// readChunk is the most ReadFrame allocates for a payload ahead of the bytes
+// that fill it.
+const readChunk = 64 << 10
+
 // ReadFrame reads one frame from r. The header is validated, including the
 // declared length against maxPayload, before the payload buffer is
-// allocated. buf is reused when it is large enough.
+// allocated. buf is reused when it is large enough; otherwise the buffer
+// grows as the payload arrives (by doubling, from readChunk), so a header
+// declaring a large payload costs little until the payload is sent.
 func ReadFrame(r io.Reader, buf []byte, maxPayload uint32) (Frame, []byte, error) {
 	var hdr [HeaderSize]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -148,19 +160,37 @@ func ReadFrame(r io.Reader, buf []byte, maxPayload uint32) (Frame, []byte, error
 	if err != nil {
 		return Frame{}, buf, err
 	}
-	if cap(buf) < int(h.Length) {
-		buf = make([]byte, h.Length)
-	}
-	payload := buf[:h.Length]
-	if _, err := io.ReadFull(r, payload); err != nil {
+	payload, err := readPayload(r, buf, int(h.Length))
+	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return Frame{}, buf, err
+		return Frame{}, payload, err
 	}
 	f := Frame{Header: h, Payload: payload}
 	if err := f.Verify(hdr[:]); err != nil {
 		return Frame{}, buf, err
 	}
 	return f, buf, nil
+}
+
+// readPayload reads n bytes into buf, or into a buffer that grows with what
+// has arrived when buf is too small.
+func readPayload(r io.Reader, buf []byte, n int) ([]byte, error) {
+	if cap(buf) >= n {
+		p := buf[:n]
+		_, err := io.ReadFull(r, p)
+		return p, err
+	}
+	p := buf[:0]
+	for len(p) < n {
+		step := min(n-len(p), max(len(p), readChunk))
+		p = slices.Grow(p, step)
+		m, err := io.ReadFull(r, p[len(p):len(p)+step])
+		p = p[:len(p)+m]
+		if err != nil {
+			return p, err
+		}
+	}
+	return p, nil
 }

@@ -50,6 +50,7 @@ func serverCmd() *cobra.Command {
 	f.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", cfg.MaxFrameBytes, "largest request payload accepted")
 	f.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "open client connections allowed")
 	f.IntVar(&cfg.MaxInflightPerConn, "max-inflight-per-conn", cfg.MaxInflightPerConn, "unanswered requests per connection before reading pauses")
+	f.IntVar(&cfg.MaxReplyBytesPerConn, "max-reply-bytes-per-conn", cfg.MaxReplyBytesPerConn, "reply bytes a connection may hold unread before reading pauses")
 	f.IntVar(&cfg.MaxWaiters, "max-waiters", cfg.MaxWaiters, "blocked calls allowed server-wide")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop waits for in-flight requests")
 	f.IntVar(&cfg.QueueMaxDeliveries, "queue-max-deliveries", cfg.QueueMaxDeliveries, "deliveries before a queue message moves to its DLQ")

@@ -38,9 +38,16 @@ type Config struct {
 	MaxFrameBytes int
 	// MaxConnections bounds open client connections (default 10000).
 	MaxConnections int
-	// MaxInflightPerConn bounds requests read but not yet answered on one
-	// connection; past it the server stops reading that connection (default 1024).
+	// MaxInflightPerConn bounds requests started but not yet answered on one
+	// connection; at the limit the server stops reading that connection
+	// (default 1024, at most MaxInflightPerConnLimit: each connection
+	// reserves a queue of this length when it opens).
 	MaxInflightPerConn int
+	// MaxReplyBytesPerConn bounds the bytes of answered requests' replies a
+	// connection holds while its client has not read them; at the limit the
+	// server stops reading that connection (default 64 MiB). One reply may
+	// exceed it on its own.
+	MaxReplyBytesPerConn int
 	// MaxWaiters bounds blocked calls server-wide (default 100000).
 	MaxWaiters int
 	// ShutdownTimeout bounds how long a graceful stop waits for in-flight
@@ -73,22 +80,26 @@ type Config struct {
 	ActionMaxLiveRuns int
 }
 
+// MaxInflightPerConnLimit is the largest MaxInflightPerConn accepted.
+const MaxInflightPerConnLimit = 1 << 16
+
 // Default returns a valid configuration with every default filled in.
 func Default() Config {
 	ql, sl := queue.DefaultLimits(), stream.DefaultLimits()
 	return Config{
-		Listen:             ":9000",
-		DataDir:            "flo-data",
-		Durability:         "sync",
-		FlushInterval:      time.Second,
-		LogFormat:          "text",
-		LogLevel:           "info",
-		CacheBytes:         storage.DefaultCacheBytes,
-		MaxFrameBytes:      wire.DefaultMaxPayloadBytes,
-		MaxConnections:     10_000,
-		MaxInflightPerConn: 1024,
-		MaxWaiters:         100_000,
-		ShutdownTimeout:    10 * time.Second,
+		Listen:               ":9000",
+		DataDir:              "flo-data",
+		Durability:           "sync",
+		FlushInterval:        time.Second,
+		LogFormat:            "text",
+		LogLevel:             "info",
+		CacheBytes:           storage.DefaultCacheBytes,
+		MaxFrameBytes:        wire.DefaultMaxPayloadBytes,
+		MaxConnections:       10_000,
+		MaxInflightPerConn:   1024,
+		MaxReplyBytesPerConn: 64 << 20,
+		MaxWaiters:           100_000,
+		ShutdownTimeout:      10 * time.Second,
 
 		// The primitives own their limits' defaults.
 		QueueMaxDeliveries:   ql.MaxDeliveries,
@@ -137,8 +148,11 @@ func (c *Config) Validate() error {
 	if c.MaxConnections < 1 {
 		bad("max-connections: must be at least 1")
 	}
-	if c.MaxInflightPerConn < 1 {
-		bad("max-inflight-per-conn: must be at least 1")
+	if c.MaxInflightPerConn < 1 || c.MaxInflightPerConn > MaxInflightPerConnLimit {
+		bad("max-inflight-per-conn: %d is outside 1..%d", c.MaxInflightPerConn, MaxInflightPerConnLimit)
+	}
+	if c.MaxReplyBytesPerConn < 1 {
+		bad("max-reply-bytes-per-conn: must be at least 1")
 	}
 	if c.MaxWaiters < 1 {
 		bad("max-waiters: must be at least 1")

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -31,21 +32,23 @@ import (
 
 // Options configures a Server.
 type Options struct {
-	MaxFrameBytes      int
-	MaxConnections     int
-	MaxInflightPerConn int
-	ShutdownTimeout    time.Duration
-	Logger             *slog.Logger
+	MaxFrameBytes        int
+	MaxConnections       int
+	MaxInflightPerConn   int
+	MaxReplyBytesPerConn int
+	ShutdownTimeout      time.Duration
+	Logger               *slog.Logger
 }
 
 // OptionsFrom takes the server's settings from cfg.
 func OptionsFrom(cfg config.Config, log *slog.Logger) Options {
 	return Options{
-		MaxFrameBytes:      cfg.MaxFrameBytes,
-		MaxConnections:     cfg.MaxConnections,
-		MaxInflightPerConn: cfg.MaxInflightPerConn,
-		ShutdownTimeout:    cfg.ShutdownTimeout,
-		Logger:             log,
+		MaxFrameBytes:        cfg.MaxFrameBytes,
+		MaxConnections:       cfg.MaxConnections,
+		MaxInflightPerConn:   cfg.MaxInflightPerConn,
+		MaxReplyBytesPerConn: cfg.MaxReplyBytesPerConn,
+		ShutdownTimeout:      cfg.ShutdownTimeout,
+		Logger:               log,
 	}
 }
 
@@ -76,6 +79,9 @@ func New(n *node.Node, o Options) *Server {
 	}
 	if o.MaxInflightPerConn <= 0 {
 		o.MaxInflightPerConn = 1024
+	}
+	if o.MaxReplyBytesPerConn <= 0 {
+		o.MaxReplyBytesPerConn = 64 << 20
 	}
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 10 * time.Second
@@ -162,6 +168,10 @@ func (s *Server) Shutdown() {
 	}
 	for c := range s.conns {
 		c.stopReading()
+		// Parked calls end now, not when the reader notices the deadline:
+		// a reader waiting for room in a full in-flight queue behind a
+		// parked call would otherwise never get there.
+		c.cancel()
 	}
 	s.mu.Unlock()
 	s.acceptWG.Wait()
@@ -189,6 +199,7 @@ func (s *Server) removeConn(c *conn) {
 
 // slot is one reply position on a connection.
 type slot struct {
+	c          *conn
 	requestID  uint64
 	done       chan struct{}
 	status     wire.Status
@@ -196,13 +207,14 @@ type slot struct {
 	closeAfter bool
 }
 
-func newSlot(id uint64) *slot { return &slot{requestID: id, done: make(chan struct{})} }
+func (c *conn) newSlot(id uint64) *slot { return &slot{c: c, requestID: id, done: make(chan struct{})} }
 
 func (sl *slot) complete(r command.Result) {
 	sl.status, sl.body = wire.StatusOf(r.Err), r.Body
 	if r.Err != nil {
 		sl.body = []byte(wire.TruncateMessage(r.Err.Error()))
 	}
+	sl.c.holdReply(len(sl.body))
 	close(sl.done)
 }
 
@@ -220,22 +232,60 @@ type conn struct {
 	nc     net.Conn
 	ctx    context.Context
 	cancel context.CancelFunc
-	slots  chan *slot
-	log    *slog.Logger
+	// slots are the requests in flight, in arrival order: at most
+	// MaxInflightPerConn, counting the one the writer waits on. The reader
+	// stops reading while it cannot add one.
+	slots chan *slot
+	log   *slog.Logger
 	// lastWrite is the newest write not known to be done; owned by the reader.
 	lastWrite *slot
+
+	// unsent is the size of the bodies of answered requests not yet handed
+	// to the socket; the reader waits while it is at MaxReplyBytesPerConn.
+	unsentMu   sync.Mutex
+	unsentCond sync.Cond
+	unsent     int
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{
+	c := &conn{
 		s:      s,
 		nc:     nc,
 		ctx:    ctx,
 		cancel: cancel,
-		slots:  make(chan *slot, s.opts.MaxInflightPerConn),
-		log:    s.log.With("remote", nc.RemoteAddr().String()),
+		// The writer holds the slot it waits on; the channel the rest.
+		slots: make(chan *slot, s.opts.MaxInflightPerConn-1),
+		log:   s.log.With("remote", nc.RemoteAddr().String()),
 	}
+	c.unsentCond.L = &c.unsentMu
+	return c
+}
+
+// holdReply counts n bytes of a reply waiting to be written.
+func (c *conn) holdReply(n int) {
+	c.unsentMu.Lock()
+	c.unsent += n
+	c.unsentMu.Unlock()
+}
+
+// releaseReply uncounts n bytes of a reply the writer is done with.
+func (c *conn) releaseReply(n int) {
+	c.unsentMu.Lock()
+	c.unsent -= n
+	c.unsentMu.Unlock()
+	c.unsentCond.Broadcast()
+}
+
+// waitForReplyRoom returns once the replies waiting to be written are under
+// MaxReplyBytesPerConn: a client that does not read what it asked for stops
+// being read, instead of making the server hold every answer.
+func (c *conn) waitForReplyRoom() {
+	c.unsentMu.Lock()
+	for c.unsent >= c.s.opts.MaxReplyBytesPerConn {
+		c.unsentCond.Wait()
+	}
+	c.unsentMu.Unlock()
 }
 
 // stopReading makes the reader return at its next read, as for a shutdown.
@@ -258,13 +308,14 @@ func (c *conn) serve() {
 func (c *conn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	for {
+		c.waitForReplyRoom()
 		// Each frame gets its own buffer: commands keep slices of it until
 		// the journal has applied them.
 		f, _, err := wire.ReadFrame(br, nil, uint32(c.s.opts.MaxFrameBytes))
 		if err != nil {
 			if isFrameError(err) {
 				c.log.Info("malformed frame; closing connection", "err", err)
-				sl := newSlot(0)
+				sl := c.newSlot(0)
 				sl.closeAfter = true
 				sl.complete(command.Fail(wire.Errorf(wire.StatusBadRequest, "Invalid request: %v", err)))
 				c.slots <- sl
@@ -282,7 +333,7 @@ func isFrameError(err error) bool {
 }
 
 func (c *conn) dispatch(f wire.Frame) {
-	sl := newSlot(f.RequestID)
+	sl := c.newSlot(f.RequestID)
 	c.slots <- sl
 	op := wire.Op(f.Code)
 	if op == wire.OpPing {
@@ -302,6 +353,8 @@ func (c *conn) dispatch(f wire.Frame) {
 	cmd := &command.Command{Op: command.Op(op), Namespace: ns, Key: req.Key, Value: req.Value, Options: req.Options}
 	var block node.Block
 	if ms, ok := req.Options.Uint(wire.TagBlockMs); ok {
+		// A u64 past what a Duration holds (292 years) must not wrap.
+		ms = min(ms, uint64(math.MaxInt64/time.Millisecond))
 		block = node.Block{Enabled: true, For: time.Duration(ms) * time.Millisecond}
 	}
 	h, known := c.s.node.Handler(op)
@@ -357,10 +410,18 @@ func (c *conn) writeLoop(done chan struct{}) {
 			<-sl.done
 		}
 		if broken {
+			c.releaseReply(len(sl.body))
 			continue
 		}
-		out = wire.AppendFrame(out[:0], sl.requestID, byte(sl.status), sl.body)
-		if _, err := bw.Write(out); err != nil {
+		// The body goes from where it lies: copying it into a buffer kept
+		// for the connection would pin the largest reply it ever got.
+		out = wire.AppendHeader(out[:0], sl.requestID, byte(sl.status), sl.body)
+		_, err := bw.Write(out)
+		if err == nil {
+			_, err = bw.Write(sl.body)
+		}
+		c.releaseReply(len(sl.body))
+		if err != nil {
 			broken = true
 			c.nc.Close()
 			continue

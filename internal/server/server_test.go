@@ -319,3 +319,123 @@ func TestServer_InflightLimitAppliesBackpressureWithoutLoss(t *testing.T) {
 		}
 	}
 }
+
+func TestServer_ShutdownEndsAParkedCallBehindAFullInflightQueue(t *testing.T) {
+	t.Parallel()
+	// Not flotest.Start: if Shutdown hangs, its cleanup would hang too.
+	srv, err := flotest.New(flotest.Options{DataDir: t.TempDir(), Config: func(c *config.Config) {
+		c.MaxInflightPerConn = 2
+		c.ShutdownTimeout = 200 * time.Millisecond
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := dialRaw(t, srv.Addr)
+	// A call parked without limit heads the reply queue and more requests
+	// than the in-flight limit wait behind it, so the reader is stuck
+	// handing one over, not reading the socket.
+	var batch []byte
+	batch = wire.AppendFrame(batch, 1, byte(wire.OpKVGet), wire.AppendRequest(nil, &wire.Request{Key: []byte("never"), Options: wire.AppendU32(nil, wire.TagBlockMs, 0)}))
+	for i := uint64(2); i <= 10; i++ {
+		batch = wire.AppendFrame(batch, i, byte(wire.OpPing), nil)
+	}
+	rc.send(batch)
+	time.Sleep(100 * time.Millisecond)
+	stopped := make(chan struct{})
+	go func() { srv.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown hung on a connection whose reader waits for room in its in-flight queue")
+	}
+	// The parked call was answered empty, in order.
+	if f := rc.reply(); f.RequestID != 1 || wire.Status(f.Code) != wire.StatusNotFound {
+		t.Fatalf("parked call: id %d status %d %q", f.RequestID, f.Code, f.Payload)
+	}
+	for i := uint64(2); i <= 10; i++ {
+		if f := rc.reply(); f.RequestID != i || string(f.Payload) != "PONG" {
+			t.Fatalf("reply %d: id %d %q", i, f.RequestID, f.Payload)
+		}
+	}
+}
+
+func TestServer_InflightLimitIsExact(t *testing.T) {
+	t.Parallel()
+	// One request in flight per connection, one parked call server-wide.
+	srv := flotest.Start(t, flotest.Options{Config: func(c *config.Config) {
+		c.MaxInflightPerConn = 1
+		c.MaxWaiters = 1
+	}})
+	c := srv.Client(t, flo.Options{})
+	ctx := context.Background()
+	rc := dialRaw(t, srv.Addr)
+	// The first call parks and takes the waiter slot. The second must not
+	// start until the first is answered: if it did, it would find no slot
+	// and be refused OVERLOADED.
+	var batch []byte
+	for i, key := range []string{"a", "b"} {
+		batch = wire.AppendFrame(batch, uint64(i+1), byte(wire.OpKVGet), wire.AppendRequest(nil, &wire.Request{Key: []byte(key), Options: wire.AppendU32(nil, wire.TagBlockMs, 0)}))
+	}
+	rc.send(batch)
+	time.Sleep(100 * time.Millisecond)
+	for i, key := range []string{"a", "b"} {
+		if _, err := c.KV.Put(ctx, key, []byte("v"+key), nil); err != nil {
+			t.Fatal(err)
+		}
+		if f := rc.reply(); f.RequestID != uint64(i+1) || wire.Status(f.Code) != wire.StatusOK || string(f.Payload) != "v"+key {
+			t.Fatalf("reply %d: id %d status %d %q", i+1, f.RequestID, f.Code, f.Payload)
+		}
+	}
+}
+
+func TestServer_UnreadRepliesStopReadingAtTheByteLimit(t *testing.T) {
+	t.Parallel()
+	const size, limit = 1 << 20, 4 << 20
+	srv := flotest.Start(t, flotest.Options{Config: func(c *config.Config) { c.MaxReplyBytesPerConn = limit }})
+	c := srv.Client(t, flo.Options{})
+	ctx := context.Background()
+	if _, err := c.KV.Put(ctx, "big", make([]byte, size), nil); err != nil {
+		t.Fatal(err)
+	}
+	// 200 gets of 1 MiB each and then a put, from a client that reads
+	// nothing yet. Far less than 200 MiB fits in socket buffers, so the
+	// server must stop reading long before the put.
+	rc := dialRaw(t, srv.Addr)
+	var batch []byte
+	for i := uint64(1); i <= 200; i++ {
+		batch = wire.AppendFrame(batch, i, byte(wire.OpKVGet), wire.AppendRequest(nil, &wire.Request{Key: []byte("big")}))
+	}
+	batch = wire.AppendFrame(batch, 201, byte(wire.OpKVPut), wire.AppendRequest(nil, &wire.Request{Key: []byte("marker"), Value: []byte("x")}))
+	rc.send(batch)
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if v, _ := c.KV.Get(ctx, "marker", nil); v != nil {
+			t.Fatal("the server read 200 MiB of replies ahead of a client that reads none")
+		}
+	}
+	for i := uint64(1); i <= 201; i++ {
+		if f := rc.reply(); f.RequestID != i || wire.Status(f.Code) != wire.StatusOK || (i <= 200 && len(f.Payload) != size) {
+			t.Fatalf("reply %d: id %d status %d, %d bytes", i, f.RequestID, f.Code, len(f.Payload))
+		}
+	}
+	if v, _ := c.KV.Get(ctx, "marker", nil); string(v) != "x" {
+		t.Fatalf("marker = %q after every reply was read", v)
+	}
+}
+
+func TestServer_HugeBlockMsWaitsInsteadOfWrapping(t *testing.T) {
+	t.Parallel()
+	srv := flotest.Start(t, flotest.Options{})
+	c := srv.Client(t, flo.Options{})
+	rc := dialRaw(t, srv.Addr)
+	// BLOCK_MS as a u64 whose value in nanoseconds overflows int64: about
+	// 584,000 years, which must not wrap to a wait of under a millisecond.
+	const ms = 18446744073709552
+	rc.request(1, wire.OpKVGet, wire.Request{Key: []byte("later"), Options: wire.AppendU64(nil, wire.TagBlockMs, ms)})
+	time.Sleep(200 * time.Millisecond)
+	if _, err := c.KV.Put(context.Background(), "later", []byte("v"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if f := rc.reply(); wire.Status(f.Code) != wire.StatusOK || string(f.Payload) != "v" {
+		t.Fatalf("reply: status %d %q", f.Code, f.Payload)
+	}
+}
