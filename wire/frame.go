@@ -39,6 +39,10 @@ var (
 	ErrBadReserved = errors.New("wire: reserved header byte is not zero")
 	ErrChecksum    = errors.New("wire: crc32 mismatch")
 	ErrTooLarge    = errors.New("wire: declared payload length over the limit")
+	// ErrBadFlags is for a request whose flags byte is set. Responses'
+	// flags are ignored (PROTOCOL.md), so ParseHeader does not check it;
+	// the server does.
+	ErrBadFlags = errors.New("wire: flags byte of a v1 request is not zero")
 )
 
 // Header is a decoded frame header. Code is the opcode in a request and the

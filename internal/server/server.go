@@ -14,6 +14,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -312,6 +313,13 @@ func (c *conn) readLoop() {
 		// Each frame gets its own buffer: commands keep slices of it until
 		// the journal has applied them.
 		f, _, err := wire.ReadFrame(br, nil, uint32(c.s.opts.MaxFrameBytes))
+		if err == nil && f.Flags != 0 {
+			// A v1 request has bytes 22–23 = 00 00 (PROTOCOL.md, telling v1
+			// from v2). Upstream's flag bits (compressed, streaming, no_ack)
+			// change what a frame means; serving it as if they were clear
+			// would answer something else than was asked.
+			err = fmt.Errorf("%w: 0x%02x", wire.ErrBadFlags, f.Flags)
+		}
 		if err != nil {
 			if isFrameError(err) {
 				c.log.Info("malformed frame; closing connection", "err", err)
@@ -329,7 +337,7 @@ func (c *conn) readLoop() {
 func isFrameError(err error) bool {
 	return errors.Is(err, wire.ErrBadMagic) || errors.Is(err, wire.ErrBadVersion) ||
 		errors.Is(err, wire.ErrBadReserved) || errors.Is(err, wire.ErrChecksum) ||
-		errors.Is(err, wire.ErrTooLarge)
+		errors.Is(err, wire.ErrTooLarge) || errors.Is(err, wire.ErrBadFlags)
 }
 
 func (c *conn) dispatch(f wire.Frame) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 	"net"
 	"strings"
@@ -95,17 +96,28 @@ func TestServer_MalformedFramesCloseOnlyThatConnection(t *testing.T) {
 	bystander := srv.Client(t, flo.Options{})
 	put := wire.AppendFrame(nil, 1, byte(wire.OpKVPut), wire.AppendRequest(nil, &wire.Request{Namespace: "default", Key: []byte("k"), Value: []byte("v")}))
 	corrupt := func(i int, b byte) []byte { c := append([]byte(nil), put...); c[i] = b; return c }
+	// sealed corrupts a header byte and fixes the CRC, so only the byte is wrong.
+	sealed := func(i int, b byte) []byte {
+		c := corrupt(i, b)
+		crc := crc32.Update(0, crc32.IEEETable, c[0:16])
+		crc = crc32.Update(crc, crc32.IEEETable, c[20:])
+		binary.LittleEndian.PutUint32(c[16:20], crc)
+		return c
+	}
 	huge := append([]byte(nil), put[:wire.HeaderSize]...)
 	binary.LittleEndian.PutUint32(huge[4:8], 0xFFFFFFF0)
 	cases := map[string][]byte{
-		"bad crc":       corrupt(16, put[16]^0xFF),
-		"bad magic":     corrupt(0, 'X'),
-		"bad version":   corrupt(20, 7),
-		"reserved byte": corrupt(23, 1),
-		"huge length":   huge,
-		"garbage":       []byte("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17"),
-		"http request":  []byte("GET / HTTP/1.1\r\nHost: localhost:9000\r\nUser-Agent: curl\r\n\r\n"),
-		"v2 frame":      corrupt(22, 1),
+		"bad crc":                  corrupt(16, put[16]^0xFF),
+		"bad magic":                corrupt(0, 'X'),
+		"bad version":              corrupt(20, 7),
+		"reserved byte":            corrupt(23, 1),
+		"reserved byte, CRC right": sealed(23, 1),
+		"no_ack flag, CRC right":   sealed(22, 4),
+		"compressed flag":          sealed(22, 1|2),
+		"huge length":              huge,
+		"garbage":                  []byte("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17"),
+		"http request":             []byte("GET / HTTP/1.1\r\nHost: localhost:9000\r\nUser-Agent: curl\r\n\r\n"),
+		"v2 frame":                 corrupt(22, 1),
 	}
 	for name, frame := range cases {
 		t.Run(name, func(t *testing.T) {
