@@ -1,0 +1,54 @@
+package main
+
+import (
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/floruntime/flo/flotest"
+)
+
+// runFlo runs the built binary and returns its combined output and exit
+// status.
+func runFlo(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	out, err := exec.Command(flotest.Binary(t), args...).CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatalf("flo %s: %v", strings.Join(args, " "), err)
+	}
+	return string(out), 0
+}
+
+// A mistyped subcommand is an error (exit status 1), not a help page that
+// exits 0 as if the command had run; a command group alone still shows its
+// help.
+func TestUnknownSubcommandFails(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args []string
+		bad  string
+	}{
+		{[]string{"kv", "gett", "k"}, "gett"},
+		{[]string{"queue", "enqueu", "q", "x"}, "enqueu"},
+		{[]string{"queue", "dlq", "lst", "q"}, "lst"},
+		{[]string{"stream", "apend", "s", "x"}, "apend"},
+		{[]string{"stream", "group", "raed", "s", "g", "c"}, "raed"},
+		{[]string{"stream", "group", "dlq", "lst", "s", "g"}, "lst"},
+		{[]string{"action", "invok", "a"}, "invok"},
+		{[]string{"worker", "lst"}, "lst"},
+		{[]string{"server", "strat"}, "strat"},
+	} {
+		out, code := runFlo(t, c.args...)
+		if code != 1 || !strings.Contains(out, `unknown command "`+c.bad+`"`) {
+			t.Errorf("flo %s: exit %d\n%s", strings.Join(c.args, " "), code, out)
+		}
+	}
+	if out, code := runFlo(t, "kv"); code != 0 || !strings.Contains(out, "Available Commands") {
+		t.Errorf("flo kv: exit %d\n%s", code, out)
+	}
+}
