@@ -52,3 +52,13 @@ func TestUnknownSubcommandFails(t *testing.T) {
 		t.Errorf("flo kv: exit %d\n%s", code, out)
 	}
 }
+
+// A negative --cas is refused as a bad flag value, not sent as a huge
+// version.
+func TestKVPutRefusesNegativeCAS(t *testing.T) {
+	t.Parallel()
+	out, code := runFlo(t, "kv", "put", "k", "v", "--cas", "-1", "--server", "127.0.0.1:1")
+	if code != 1 || !strings.Contains(out, `invalid argument "-1" for "--cas"`) {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+}
