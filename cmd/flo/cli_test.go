@@ -62,3 +62,14 @@ func TestKVPutRefusesNegativeCAS(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
 }
+
+// An error the client finds before sending reads "bad request: …", not
+// ": …" (the sentinel it wraps has no message of its own).
+func TestClientSideValidationMessage(t *testing.T) {
+	t.Parallel()
+	srv := flotest.Start(t, flotest.Options{})
+	out, code := runFlo(t, "action", "register", "a", "--max-retries", "-1", "--server", srv.Addr)
+	if code != 1 || out != "flo: bad request: max retries -1 out of range\n" {
+		t.Fatalf("exit %d: %q", code, out)
+	}
+}
