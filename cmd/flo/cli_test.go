@@ -73,3 +73,15 @@ func TestClientSideValidationMessage(t *testing.T) {
 		t.Fatalf("exit %d: %q", code, out)
 	}
 }
+
+// The README says `flo server start --help` lists the FLO_* variables the
+// server flags read.
+func TestServerStartHelpListsEnvironmentVariables(t *testing.T) {
+	t.Parallel()
+	out, code := runFlo(t, "server", "start", "--help")
+	for _, want := range []string{"FLO_LISTEN_ADDR", "FLO_DATA_DIR", "FLO_DURABILITY", "FLO_FLUSH_INTERVAL", "FLO_MAX_WAITERS"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("exit %d, %s missing:\n%s", code, want, out)
+		}
+	}
+}
