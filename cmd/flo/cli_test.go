@@ -85,3 +85,17 @@ func TestServerStartHelpListsEnvironmentVariables(t *testing.T) {
 		}
 	}
 }
+
+// A second server on a data directory in use refuses to start with an error
+// that says so, and the first keeps serving.
+func TestServerRefusesADataDirInUse(t *testing.T) {
+	t.Parallel()
+	p := flotest.StartProcess(t, "")
+	out, code := runFlo(t, "server", "start", "--listen", "127.0.0.1:0", "--data-dir", p.DataDir)
+	if code != 1 || !strings.Contains(out, "in use by another process") {
+		t.Fatalf("second server: exit %d\n%s", code, out)
+	}
+	if out, code := runFlo(t, "kv", "put", "k", "v", "--server", p.Addr); code != 0 || out != "OK version 1\n" {
+		t.Fatalf("first server after the attempt: exit %d\n%s", code, out)
+	}
+}
