@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/floruntime/flo/flotest"
 )
@@ -97,5 +98,40 @@ func TestServerRefusesADataDirInUse(t *testing.T) {
 	}
 	if out, code := runFlo(t, "kv", "put", "k", "v", "--server", p.Addr); code != 0 || out != "OK version 1\n" {
 		t.Fatalf("first server after the attempt: exit %d\n%s", code, out)
+	}
+}
+
+// Any negative --block waits without limit, in queue dequeue and kv get as
+// in the stream commands; -1s used to be sent as "forever" while the client
+// gave up after --timeout with "context deadline exceeded".
+func TestNegativeBlockWaitsForever(t *testing.T) {
+	t.Parallel()
+	srv := flotest.Start(t, flotest.Options{})
+	bin := flotest.Binary(t)
+	type result struct {
+		out  string
+		code int
+	}
+	start := func(args ...string) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			out, code := runFlo(t, append(args, "--server", srv.Addr, "--timeout", "300ms", "--block", "-1s")...)
+			ch <- result{out, code}
+		}()
+		return ch
+	}
+	dq := start("queue", "dequeue", "jobs")
+	get := start("kv", "get", "later")
+	time.Sleep(time.Second)
+	for _, args := range [][]string{{"queue", "enqueue", "jobs", "x"}, {"kv", "put", "later", "y"}} {
+		if out, err := exec.Command(bin, append(args, "--server", srv.Addr)...).CombinedOutput(); err != nil {
+			t.Fatalf("flo %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	if r := <-dq; r.code != 0 || r.out != "1\tx\n" {
+		t.Errorf("queue dequeue --block -1s: exit %d: %q", r.code, r.out)
+	}
+	if r := <-get; r.code != 0 || r.out != "y\n" {
+		t.Errorf("kv get --block -1s: exit %d: %q", r.code, r.out)
 	}
 }

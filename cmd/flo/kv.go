@@ -50,7 +50,7 @@ func kvCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cf.run(func(ctx context.Context, c *flo.Client) error {
-				v, err := c.KV.Get(ctx, args[0], &flo.GetOptions{Block: block})
+				v, err := c.KV.Get(ctx, args[0], &flo.GetOptions{Block: blockOption(block)})
 				if err != nil {
 					return err
 				}
@@ -63,7 +63,7 @@ func kvCmd() *cobra.Command {
 			})
 		},
 	}
-	get.Flags().DurationVar(&block, "block", 0, "wait up to this long for the key to exist (-1ns = forever)")
+	get.Flags().DurationVar(&block, "block", 0, "wait up to this long for the key to exist (negative = forever)")
 
 	del := &cobra.Command{
 		Use:   "delete KEY",
