@@ -2,8 +2,11 @@ package main
 
 import (
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -133,5 +136,36 @@ func TestNegativeBlockWaitsForever(t *testing.T) {
 	}
 	if r := <-get; r.code != 0 || r.out != "y\n" {
 		t.Errorf("kv get --block -1s: exit %d: %q", r.code, r.out)
+	}
+}
+
+// A SIGTERM sent as soon as the ready file appears stops the server
+// gracefully (exit 0), not by the signal's default action: the handler is
+// in place before the server says it is ready.
+func TestSIGTERMRightAfterReadyExitsZero(t *testing.T) {
+	t.Parallel()
+	bin := flotest.Binary(t)
+	for i := 0; i < 10; i++ {
+		dir := t.TempDir()
+		ready := filepath.Join(dir, "ready")
+		cmd := exec.Command(bin, "server", "start", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
+			"--ready-file", ready, "--log-level", "warn")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if _, err := os.Stat(ready); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatal("no ready file")
+			}
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("round %d: SIGTERM right after ready: %v", i, err)
+		}
 	}
 }

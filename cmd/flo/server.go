@@ -111,6 +111,12 @@ func runServer(cfg config.Config) error {
 	if err != nil {
 		return err
 	}
+	// Catch the signals before listening: one that arrives once clients
+	// can connect or the ready file exists must stop the server gracefully,
+	// not kill it. (Until now, one may: nothing has been acknowledged.)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
 	srv := server.New(stack.Node, server.OptionsFrom(cfg, log))
 	addr, err := srv.Listen(cfg.Listen)
 	if err != nil {
@@ -125,8 +131,6 @@ func runServer(cfg config.Config) error {
 			return fmt.Errorf("write ready file: %w", err)
 		}
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig
 	log.Info("shutting down", "signal", s.String())
 	srv.Shutdown()
