@@ -56,7 +56,15 @@ type Error struct {
 	Message string
 }
 
-func (e *Error) Error() string { return e.Message }
+// Error returns the message, or the status name when there is none: the
+// sentinels below have no message, and clients wrap them as
+// fmt.Errorf("%w: detail", ErrBadRequest), which reads "bad request: detail".
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return e.Status.String()
+	}
+	return e.Message
+}
 
 // Is lets errors.Is match an *Error against a sentinel of the same status.
 func (e *Error) Is(target error) bool {

@@ -17,7 +17,7 @@ func kvCmd() *cobra.Command {
 	cf := addClientFlags(cmd)
 
 	var ttl time.Duration
-	var cas int64
+	var cas uint64
 	var nx, xx bool
 	put := &cobra.Command{
 		Use:   "put KEY VALUE",
@@ -26,8 +26,7 @@ func kvCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o := &flo.PutOptions{TTL: ttl, IfNotExists: nx, IfExists: xx}
 			if cmd.Flags().Changed("cas") {
-				v := uint64(cas)
-				o.CASVersion = &v
+				o.CASVersion = &cas
 			}
 			return cf.run(func(ctx context.Context, c *flo.Client) error {
 				v, err := c.KV.Put(ctx, args[0], []byte(args[1]), o)
@@ -40,7 +39,7 @@ func kvCmd() *cobra.Command {
 		},
 	}
 	put.Flags().DurationVar(&ttl, "ttl", 0, "expire after this long (e.g. 30s, 1h)")
-	put.Flags().Int64Var(&cas, "cas", 0, "write only if the current version equals this (0 = key must be absent)")
+	put.Flags().Uint64Var(&cas, "cas", 0, "write only if the current version equals this (0 = key must be absent)")
 	put.Flags().BoolVar(&nx, "nx", false, "write only if the key does not exist")
 	put.Flags().BoolVar(&xx, "xx", false, "write only if the key exists")
 
@@ -51,7 +50,7 @@ func kvCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cf.run(func(ctx context.Context, c *flo.Client) error {
-				v, err := c.KV.Get(ctx, args[0], &flo.GetOptions{Block: block})
+				v, err := c.KV.Get(ctx, args[0], &flo.GetOptions{Block: blockOption(block)})
 				if err != nil {
 					return err
 				}
@@ -64,7 +63,7 @@ func kvCmd() *cobra.Command {
 			})
 		},
 	}
-	get.Flags().DurationVar(&block, "block", 0, "wait up to this long for the key to exist (-1ns = forever)")
+	get.Flags().DurationVar(&block, "block", 0, "wait up to this long for the key to exist (negative = forever)")
 
 	del := &cobra.Command{
 		Use:   "delete KEY",

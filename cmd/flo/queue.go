@@ -64,7 +64,7 @@ func queueCmd() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cf.run(func(ctx context.Context, c *flo.Client) error {
-				ms, err := c.Queue.Dequeue(ctx, args[0], count, &flo.QueueDequeueOptions{Block: block, Visibility: visibility})
+				ms, err := c.Queue.Dequeue(ctx, args[0], count, &flo.QueueDequeueOptions{Block: blockOption(block), Visibility: visibility})
 				if err != nil {
 					return err
 				}
@@ -81,7 +81,7 @@ func queueCmd() *cobra.Command {
 		},
 	}
 	dequeue.Flags().IntVar(&count, "count", 1, "messages to lease (1-100)")
-	dequeue.Flags().DurationVar(&block, "block", 0, "wait up to this long for a message (-1ns = forever)")
+	dequeue.Flags().DurationVar(&block, "block", 0, "wait up to this long for a message (negative = forever)")
 	dequeue.Flags().DurationVar(&visibility, "visibility", 0, "lease duration (default 30s, max 12h)")
 	dequeue.Flags().BoolVar(&autoAck, "ack", false, "ack the messages once printed")
 

@@ -63,6 +63,7 @@ func serverCmd() *cobra.Command {
 	f.IntVar(&cfg.ActionMaxActions, "action-max-actions", cfg.ActionMaxActions, "registered actions server-wide")
 	f.IntVar(&cfg.ActionMaxWorkers, "action-max-workers", cfg.ActionMaxWorkers, "registered workers server-wide")
 	f.IntVar(&cfg.ActionMaxLiveRuns, "action-max-live-runs", cfg.ActionMaxLiveRuns, "unfinished runs server-wide")
+	f.VisitAll(func(fl *pflag.Flag) { fl.Usage += " (env " + envName(fl.Name) + ")" })
 	f.BoolVar(&checkOnly, "check-config", false, "validate the configuration and exit")
 	cmd.AddCommand(start)
 	return cmd
@@ -76,10 +77,7 @@ func applyEnv(fs *pflag.FlagSet) error {
 		if f.Changed || err != nil {
 			return
 		}
-		name := "FLO_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if f.Name == "listen" {
-			name = "FLO_LISTEN_ADDR"
-		}
+		name := envName(f.Name)
 		if v, ok := os.LookupEnv(name); ok {
 			if serr := fs.Set(f.Name, v); serr != nil {
 				err = fmt.Errorf("%s: %w", name, serr)
@@ -87,6 +85,15 @@ func applyEnv(fs *pflag.FlagSet) error {
 		}
 	})
 	return err
+}
+
+// envName is the environment variable a server flag reads: FLO_ and the
+// flag's name in capitals with _ for - (FLO_LISTEN_ADDR for --listen).
+func envName(flag string) string {
+	if flag == "listen" {
+		return "FLO_LISTEN_ADDR"
+	}
+	return "FLO_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
 func newLogger(cfg config.Config) *slog.Logger {
@@ -105,6 +112,12 @@ func runServer(cfg config.Config) error {
 	if err != nil {
 		return err
 	}
+	// Catch the signals before listening: one that arrives once clients
+	// can connect or the ready file exists must stop the server gracefully,
+	// not kill it. (Until now, one may: nothing has been acknowledged.)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
 	srv := server.New(stack.Node, server.OptionsFrom(cfg, log))
 	addr, err := srv.Listen(cfg.Listen)
 	if err != nil {
@@ -119,8 +132,6 @@ func runServer(cfg config.Config) error {
 			return fmt.Errorf("write ready file: %w", err)
 		}
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig
 	log.Info("shutting down", "signal", s.String())
 	srv.Shutdown()

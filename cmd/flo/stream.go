@@ -24,14 +24,6 @@ func streamCmd() *cobra.Command {
 	return cmd
 }
 
-// streamBlock converts a --block value: negative waits forever.
-func streamBlock(d time.Duration) time.Duration {
-	if d < 0 {
-		return flo.Forever
-	}
-	return d
-}
-
 func streamPrintRecords(w io.Writer, rs []flo.StreamRecord) {
 	for _, r := range rs {
 		key := r.PartitionKey
@@ -119,7 +111,7 @@ func streamReadCmd(cf *clientFlags) *cobra.Command {
 				}
 				o.Since = t
 			}
-			o.Block = streamBlock(block)
+			o.Block = blockOption(block)
 			return cf.run(func(ctx context.Context, c *flo.Client) error {
 				rs, err := c.Stream.Read(ctx, args[0], &o)
 				if err != nil {
@@ -277,7 +269,7 @@ func streamGroupCmd(cf *clientFlags) *cobra.Command {
 		Args:  cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cf.run(func(ctx context.Context, c *flo.Client) error {
-				rs, err := c.Stream.GroupRead(ctx, args[0], args[1], args[2], &flo.StreamGroupReadOptions{Count: count, Block: streamBlock(block)})
+				rs, err := c.Stream.GroupRead(ctx, args[0], args[1], args[2], &flo.StreamGroupReadOptions{Count: count, Block: blockOption(block)})
 				if err != nil {
 					return err
 				}

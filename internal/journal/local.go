@@ -134,9 +134,11 @@ func (l *Local) applyLoop() {
 		go l.completeLoop(completer)
 	} else {
 		close(completer)
-		stop := make(chan struct{})
-		defer close(stop)
-		go l.flushLoop(stop)
+		// The flusher is stopped, and has returned, before done closes:
+		// Close's caller may close the database next.
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		defer func() { close(stop); <-stopped }()
+		go l.flushLoop(stop, stopped)
 	}
 	for {
 		first, ok := <-l.submit
@@ -218,7 +220,8 @@ func (l *Local) completeLoop(done chan struct{}) {
 	}
 }
 
-func (l *Local) flushLoop(stop chan struct{}) {
+func (l *Local) flushLoop(stop, stopped chan struct{}) {
+	defer close(stopped)
 	t := time.NewTicker(l.opts.FlushInterval)
 	defer t.Stop()
 	for {

@@ -289,3 +289,36 @@ func TestLocal_WokenWriteIsAppliedRightAfterItsWaker(t *testing.T) {
 		t.Fatalf("apply order %v, want [a b c]", app.order)
 	}
 }
+
+// Close stops the interval flusher before it returns: closing the database
+// right after Close must not race with a periodic sync (which would panic on
+// a closed database, or call fatal during a clean shutdown).
+func TestLocal_IntervalFlusherStopsBeforeCloseReturns(t *testing.T) {
+	t.Parallel()
+	for i := 0; i < 300; i++ {
+		db, err := storage.Open("data", storage.Options{FS: vfs.NewMem()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fatal error
+		var mu sync.Mutex
+		j := NewLocal(db, setApplier{}, LocalOptions{Durability: Interval, FlushInterval: time.Microsecond}, func(err error) {
+			mu.Lock()
+			fatal = err
+			mu.Unlock()
+		})
+		submitWait(t, j, "a", "1")
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Microsecond)
+		mu.Lock()
+		if fatal != nil {
+			t.Fatalf("fatal after a clean close: %v", fatal)
+		}
+		mu.Unlock()
+	}
+}

@@ -7,6 +7,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -86,6 +87,10 @@ func Open(dir string, o Options) (*DB, error) {
 	// flushes rare under write-heavy load.
 	po.MemTableSize = 64 << 20
 	pdb, err := pebble.Open(dir, po)
+	if errors.Is(err, syscall.EAGAIN) {
+		// The LOCK file is held (fcntl F_SETLK): another server has it.
+		return nil, fmt.Errorf("storage: open %s: in use by another process (is another flo server running on it?): %w", dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
