@@ -59,7 +59,7 @@ func Open(cfg config.Config, log *slog.Logger, fatal func(error)) (*Stack, error
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("node: create data dir: %w", err)
 	}
-	db, err := storage.Open(cfg.DataDir, storage.Options{CacheBytes: cfg.CacheBytes})
+	db, err := storage.Open(cfg.DataDir, storage.Options{CacheBytes: cfg.CacheBytes, Logger: log})
 	if err != nil {
 		return nil, err
 	}

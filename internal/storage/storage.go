@@ -7,6 +7,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -51,6 +52,10 @@ type Options struct {
 	// apply goroutine (a dequeue reads its payloads), so it pays to keep
 	// the working set cached.
 	CacheBytes int64
+	// Logger receives Pebble's errors, among them background errors (a
+	// flush or compaction that failed, say on a full disk), which reach no
+	// caller otherwise; nil discards them.
+	Logger *slog.Logger
 }
 
 // fileSystem is o.FS, or the OS filesystem (osFS) when it is nil.
@@ -78,7 +83,7 @@ func Open(dir string, o Options) (*DB, error) {
 	cache := pebble.NewCache(o.CacheBytes)
 	// Open takes its own reference; ours is released once it is handed over.
 	defer cache.Unref()
-	po := &pebble.Options{FS: o.fileSystem(), Logger: quietLogger{}, Cache: cache}
+	po := &pebble.Options{FS: o.fileSystem(), Logger: pebbleLogger{o.Logger}, Cache: cache}
 	for i := range po.Levels {
 		po.Levels[i].BlockSize = BlockBytes
 	}
@@ -229,12 +234,18 @@ func PrefixEnd(p []byte) []byte {
 	return nil
 }
 
-// quietLogger drops Pebble's informational chatter; errors still reach the
-// caller as returned errors.
-type quietLogger struct{}
+// pebbleLogger drops Pebble's informational chatter and logs its errors:
+// a failed background flush or compaction is reported only there.
+type pebbleLogger struct{ log *slog.Logger }
 
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
+func (pebbleLogger) Infof(string, ...any) {}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	if l.log != nil {
+		l.log.Error("storage: " + fmt.Sprintf(format, args...))
+	}
+}
+
+func (pebbleLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf("pebble: "+format, args...))
 }
