@@ -639,9 +639,16 @@ def decode_seq(payload: bytes) -> int:
     return struct.unpack_from("<Q", payload)[0]
 
 
+def clamp_count(count: int) -> int:
+    """Fit a dequeue/peek count into the u32 COUNT option. The server clamps it to
+    1-100 (0 means 1); a count below 0 or past u32 is clamped rather than raised
+    (SEMANTICS §3.3, D26)."""
+    return min(max(int(count), 0), 0xFFFFFFFF)
+
+
 def dequeue_options(count: int, visibility_timeout_ms: Optional[int] = None, block_ms: Optional[int] = None) -> bytes:
     """DEQUEUE options: COUNT (always), VISIBILITY_TIMEOUT_MS, BLOCK_MS."""
-    o = Options().u32(Tag.COUNT, count)
+    o = Options().u32(Tag.COUNT, clamp_count(count))
     if visibility_timeout_ms is not None:
         o.u32(Tag.VISIBILITY_TIMEOUT_MS, visibility_timeout_ms)
     if block_ms is not None:
