@@ -70,6 +70,7 @@ class QueueTest(ServerTestCase):
         self.assertEqual(len((await q.peek("clamp", 2**40)).messages), 3)
         self.assertEqual(len((await q.dequeue("clamp", -7)).messages), 1)
         self.assertEqual(len((await q.dequeue("clamp", 2**40)).messages), 2)
+        self.assertEqual((await q.dlq_list("clamp", DlqListOptions(limit=2**40))).messages, [])
 
     async def test_priority(self) -> None:
         q = self.client.queue
