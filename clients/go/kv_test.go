@@ -289,6 +289,25 @@ func TestKV_ScanKeysOnlyAndLimits(t *testing.T) {
 	if err != nil || len(def.Entries) != 100 || def.Entries[0].Value == nil {
 		t.Fatalf("default limit 100 with values: %d, %v", len(def.Entries), err)
 	}
+	// A limit past what the u32 LIMIT option holds is still "above 1000"
+	// (SEMANTICS §2.5): clamped, not wrapped to 0 (the default) or to 5.
+	for _, limit := range []int{1 << 32, 1<<32 + 5} {
+		res, err := c.KV.Scan(ctx, "", &flo.ScanOptions{KeysOnly: true, Limit: limit})
+		if err != nil || len(res.Entries) != 1000 {
+			t.Fatalf("scan limit %d: %d entries, %v; want 1000", limit, len(res.Entries), err)
+		}
+	}
+	for i := 0; i < 70; i++ {
+		if _, err := c.KV.Put(ctx, "h", []byte("v"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, limit := range []int{1 << 32, 1<<32 + 5} {
+		vs, err := c.KV.History(ctx, "h", &flo.HistoryOptions{Limit: limit})
+		if err != nil || len(vs) != 64 {
+			t.Fatalf("history limit %d: %d versions, %v; want 64 (SEMANTICS §2.6)", limit, len(vs), err)
+		}
+	}
 }
 
 // TestKV_ScanOfLargeValuesStopsAt64MiB: with values at the 16 MiB limit a

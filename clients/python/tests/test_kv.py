@@ -164,6 +164,10 @@ class KVTest(ServerTestCase):
         self.assertEqual(len(await kv.history("h", HistoryOptions(limit=2))), 2)
         await kv.delete("h")
         self.assertEqual([e.version for e in await kv.history("h")], [5, 4, 3, 2, 1])
+        # A limit above the max is clamped (SEMANTICS §2.6), even one past u32.
+        self.assertEqual(len(await kv.history("h", HistoryOptions(limit=2**40))), 5)
+        await kv.put("s", b"x")
+        self.assertEqual([e.key for e in (await kv.scan("s", ScanOptions(limit=2**40))).entries], [b"s"])
         with self.assertRaises(NotFoundError):
             await kv.history("never-written")
         with self.assertRaises(NotFoundError):

@@ -60,6 +60,18 @@ class QueueTest(ServerTestCase):
         self.assertEqual(len((await q.dequeue("c")).messages), 1)  # default count 1
         self.assertEqual((await q.dequeue("no-such-queue", 5)).messages, [])
 
+    async def test_count_out_of_range_is_clamped_not_raised(self) -> None:
+        # SEMANTICS §3.3 / D26: count is clamped to 1-100 (0 means 1) and never raises,
+        # so a count the u32 COUNT option cannot carry is clamped too.
+        q = self.client.queue
+        for i in range(3):
+            await q.enqueue("clamp", b"x")
+        self.assertEqual(len((await q.peek("clamp", -1)).messages), 1)
+        self.assertEqual(len((await q.peek("clamp", 2**40)).messages), 3)
+        self.assertEqual(len((await q.dequeue("clamp", -7)).messages), 1)
+        self.assertEqual(len((await q.dequeue("clamp", 2**40)).messages), 2)
+        self.assertEqual((await q.dlq_list("clamp", DlqListOptions(limit=2**40))).messages, [])
+
     async def test_priority(self) -> None:
         q = self.client.queue
         await q.enqueue("p", b"low", EnqueueOptions(priority=1))

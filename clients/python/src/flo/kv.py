@@ -72,7 +72,7 @@ class KVClient:
         o = options or HistoryOptions()
         opts = wire.Options()
         if o.limit is not None:
-            opts.u32(Tag.LIMIT, o.limit)
+            opts.u32(Tag.LIMIT, wire.clamp_u32(o.limit))
         _, payload = await self._client.request(
             OpCode.KV_HISTORY, namespace_of(o), name_bytes(key, "key"), b"", opts.build(), idempotent=True
         )

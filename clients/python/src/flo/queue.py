@@ -84,7 +84,7 @@ class QueueClient:
         o = options or DlqListOptions()
         _, reply = await self._client.request(
             OpCode.QUEUE_DLQ_LIST, namespace_of(o), name_bytes(queue, "queue"), b"",
-            wire.Options().u32(Tag.LIMIT, o.limit).build() + _detail(o.detailed), idempotent=True,
+            wire.Options().u32(Tag.LIMIT, wire.clamp_u32(o.limit)).build() + _detail(o.detailed), idempotent=True,
         )
         return DequeueResult(messages=wire.decode_message_list(reply, o.detailed))
 
@@ -97,7 +97,7 @@ class QueueClient:
         detailed = bool(getattr(options, "detailed", False))
         _, reply = await self._client.request(
             OpCode.QUEUE_PEEK, namespace_of(options), name_bytes(queue, "queue"), b"",
-            wire.Options().u32(Tag.COUNT, count).build() + _detail(detailed), idempotent=True,
+            wire.Options().u32(Tag.COUNT, wire.clamp_u32(count)).build() + _detail(detailed), idempotent=True,
         )
         return DequeueResult(messages=wire.decode_message_list(reply, detailed))
 

@@ -565,7 +565,7 @@ def kv_scan_options(limit: Optional[int] = None, keys_only: bool = False) -> byt
     """SCAN options: LIMIT (u32), KEYS_ONLY=1 (u8)."""
     o = Options()
     if limit is not None:
-        o.u32(Tag.LIMIT, limit)
+        o.u32(Tag.LIMIT, clamp_u32(limit))
     if keys_only:
         o.u8(Tag.KEYS_ONLY, 1)
     return o.build()
@@ -639,9 +639,17 @@ def decode_seq(payload: bytes) -> int:
     return struct.unpack_from("<Q", payload)[0]
 
 
+def clamp_u32(v: int) -> int:
+    """Fit a count or limit into its u32 option. The server clamps counts and limits
+    to their range (a count of 0 means 1, a limit of 0 the default), so a value
+    below 0 or past u32 is clamped here rather than raised (SEMANTICS §2.5, §2.6,
+    §3.3, §3.8, D26)."""
+    return min(max(int(v), 0), 0xFFFFFFFF)
+
+
 def dequeue_options(count: int, visibility_timeout_ms: Optional[int] = None, block_ms: Optional[int] = None) -> bytes:
     """DEQUEUE options: COUNT (always), VISIBILITY_TIMEOUT_MS, BLOCK_MS."""
-    o = Options().u32(Tag.COUNT, count)
+    o = Options().u32(Tag.COUNT, clamp_u32(count))
     if visibility_timeout_ms is not None:
         o.u32(Tag.VISIBILITY_TIMEOUT_MS, visibility_timeout_ms)
     if block_ms is not None:
