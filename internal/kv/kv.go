@@ -36,6 +36,10 @@ const (
 	HistoryDefault   = 10
 	ScanLimitDefault = 100
 	ScanLimitMax     = 1000
+	// MaxTTLSeconds is the longest TTL a put accepts (100 years); a
+	// longer one is BAD_REQUEST rather than an expiry past what a
+	// millisecond timestamp can hold.
+	MaxTTLSeconds = 100 * 365 * 24 * 3600
 	// MaxReplyBytes bounds the keys and values of one scan page or history
 	// reply: 1,000 keys or 64 versions of 16 MiB would otherwise be a reply
 	// of gigabytes, built in memory, beyond what a frame's u32 length can
@@ -333,7 +337,7 @@ func (m *Machine) put(cmd *command.Command, b storage.Batch) command.Result {
 	if nx && hasCAS {
 		return command.Fail(wire.Errorf(wire.StatusBadRequest, "cas_version and if_not_exists cannot be combined"))
 	}
-	if ttl > 100*365*24*3600 {
+	if ttl > MaxTTLSeconds {
 		return command.Fail(wire.Errorf(wire.StatusBadRequest, "ttl_seconds %d is out of range", ttl))
 	}
 	nowMs := cmd.TimeMs()

@@ -401,3 +401,24 @@ func TestMachine_RepliesStopAtMaxReplyBytes(t *testing.T) {
 		t.Fatalf("history of one version over the limit: %d entries", len(h))
 	}
 }
+
+// TestMachine_TTLLimit: MaxTTLSeconds is accepted and expires then; one
+// second more is BAD_REQUEST and writes nothing.
+func TestMachine_TTLLimit(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	ok := s.apply(t, putCmd(0, "max", []byte("v"), wire.AppendU64(nil, wire.TagTTLSeconds, MaxTTLSeconds)))
+	if ok.Err != nil {
+		t.Fatalf("ttl at the limit: %v", ok.Err)
+	}
+	if st, found, err := load(s.db, "ns", []byte("max")); err != nil || !found || st.expiresMs != at(0)/int64(time.Millisecond)+MaxTTLSeconds*1000 {
+		t.Fatalf("record at the limit: %+v, %v, %v", st, found, err)
+	}
+	over := s.apply(t, putCmd(0, "over", []byte("v"), wire.AppendU64(nil, wire.TagTTLSeconds, MaxTTLSeconds+1)))
+	if wire.StatusOf(over.Err) != wire.StatusBadRequest {
+		t.Fatalf("ttl over the limit: %v", over.Err)
+	}
+	if _, found, _ := load(s.db, "ns", []byte("over")); found {
+		t.Fatal("a refused put wrote its key")
+	}
+}
