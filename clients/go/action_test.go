@@ -350,6 +350,33 @@ func TestAction_FailRetryThenFailed(t *testing.T) {
 	}
 }
 
+// TestAction_RetryClaimClearsTheError: a run's error is shown while it is
+// failed or timed out and while a failed run waits in pending for its retry
+// (SEMANTICS §5.4, docs/protocol.md ACTION_STATUS); once the retry is
+// claimed the run is running again, with no error, until that attempt ends.
+func TestAction_RetryClaimClearsTheError(t *testing.T) {
+	c, ctx := actSetup(t)
+	actRegister(t, c, "flaky", time.Minute, 2)
+	id := actInvoke(t, c, "flaky", "", nil)
+	task := actAwait(t, c, "w", []string{"flaky"}, 0)
+	if err := c.Worker.Fail(ctx, "w", task.ID, "boom", nil); err != nil {
+		t.Fatal(err)
+	}
+	if st := actStatus(t, c, id); st.State != flo.RunPending || st.Error != "boom" {
+		t.Fatalf("waiting for the retry = %+v", st)
+	}
+	task = actAwait(t, c, "w", []string{"flaky"}, 5*time.Second)
+	if st := actStatus(t, c, id); st.State != flo.RunRunning || st.Attempt != 2 || st.Error != "" {
+		t.Fatalf("retry running = %+v, want no error", st)
+	}
+	if err := c.Worker.Fail(ctx, "w", task.ID, "boom again", &flo.WorkerFailOptions{NoRetry: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st := actStatus(t, c, id); st.State != flo.RunFailed || st.Error != "boom again" {
+		t.Fatalf("after the last attempt = %+v", st)
+	}
+}
+
 func TestAction_FailWithoutRetry(t *testing.T) {
 	c, ctx := actSetup(t)
 	actRegister(t, c, "once", time.Minute, 3)
@@ -979,7 +1006,9 @@ func TestAction_SurvivesKill9(t *testing.T) {
 	if task.ID != running || task.Attempt != 2 || string(task.Input) != "b" {
 		t.Fatalf("retry after restart = %+v", task)
 	}
-	if st := actStatus(t, c, running); st.State != flo.RunRunning || st.Error != "timed out" {
+	// Running again: the expired attempt's "timed out" was shown only while
+	// the run waited for this retry.
+	if st := actStatus(t, c, running); st.State != flo.RunRunning || st.Attempt != 2 || st.Error != "" {
 		t.Fatalf("retried run = %+v", st)
 	}
 	l, err := c.Action.List(ctx, nil)
