@@ -676,6 +676,22 @@ func TestAction_WorkerList(t *testing.T) {
 	}
 }
 
+// TestAction_WorkerRegisterNeedsTaskTypes: an empty task_types is
+// BadRequestError (SEMANTICS §8.1), on register as on await, and the
+// refused register creates no worker.
+func TestAction_WorkerRegisterNeedsTaskTypes(t *testing.T) {
+	c, ctx := actSetup(t)
+	if err := c.Worker.Register(ctx, "w", nil, nil); !errors.Is(err, flo.ErrBadRequest) {
+		t.Fatalf("register with no task types: %v", err)
+	}
+	if _, err := c.Worker.Await(ctx, "w", nil, nil); !errors.Is(err, flo.ErrBadRequest) {
+		t.Fatalf("await with no task types: %v", err)
+	}
+	if wl, err := c.Worker.List(ctx, nil); err != nil || len(wl.Workers) != 0 {
+		t.Fatalf("workers after refused calls = %+v, %v", wl, err)
+	}
+}
+
 func TestAction_InvokeAndWait(t *testing.T) {
 	c, ctx := actSetup(t)
 	w := flo.NewTaskWorker(c, "w", &flo.TaskWorkerOptions{Concurrency: 2, Block: time.Second})

@@ -377,6 +377,9 @@ func (t *txn) registerWorker(cmd *command.Command) command.Result {
 	if err != nil {
 		return badRequest("malformed worker register value: %v", err)
 	}
+	if len(reg.TaskTypes) == 0 {
+		return badRequest("task_types must not be empty")
+	}
 	if err := checkTaskTypes(reg.TaskTypes); err != nil {
 		return command.Fail(err)
 	}
