@@ -350,6 +350,33 @@ func TestAction_FailRetryThenFailed(t *testing.T) {
 	}
 }
 
+// TestAction_RetryClaimClearsTheError: a run's error is shown while it is
+// failed or timed out and while a failed run waits in pending for its retry
+// (SEMANTICS §5.4, docs/protocol.md ACTION_STATUS); once the retry is
+// claimed the run is running again, with no error, until that attempt ends.
+func TestAction_RetryClaimClearsTheError(t *testing.T) {
+	c, ctx := actSetup(t)
+	actRegister(t, c, "flaky", time.Minute, 2)
+	id := actInvoke(t, c, "flaky", "", nil)
+	task := actAwait(t, c, "w", []string{"flaky"}, 0)
+	if err := c.Worker.Fail(ctx, "w", task.ID, "boom", nil); err != nil {
+		t.Fatal(err)
+	}
+	if st := actStatus(t, c, id); st.State != flo.RunPending || st.Error != "boom" {
+		t.Fatalf("waiting for the retry = %+v", st)
+	}
+	task = actAwait(t, c, "w", []string{"flaky"}, 5*time.Second)
+	if st := actStatus(t, c, id); st.State != flo.RunRunning || st.Attempt != 2 || st.Error != "" {
+		t.Fatalf("retry running = %+v, want no error", st)
+	}
+	if err := c.Worker.Fail(ctx, "w", task.ID, "boom again", &flo.WorkerFailOptions{NoRetry: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st := actStatus(t, c, id); st.State != flo.RunFailed || st.Error != "boom again" {
+		t.Fatalf("after the last attempt = %+v", st)
+	}
+}
+
 func TestAction_FailWithoutRetry(t *testing.T) {
 	c, ctx := actSetup(t)
 	actRegister(t, c, "once", time.Minute, 3)
@@ -646,6 +673,22 @@ func TestAction_WorkerList(t *testing.T) {
 	wl, _ = c.Worker.List(ctx, nil)
 	if len(wl.Workers) != 6 || wl.Workers[0].ID != "implicit" || wl.Workers[0].TaskTypes[0].Name != "t" {
 		t.Fatalf("after implicit registration = %+v", wl.Workers)
+	}
+}
+
+// TestAction_WorkerRegisterNeedsTaskTypes: an empty task_types is
+// BadRequestError (SEMANTICS §8.1), on register as on await, and the
+// refused register creates no worker.
+func TestAction_WorkerRegisterNeedsTaskTypes(t *testing.T) {
+	c, ctx := actSetup(t)
+	if err := c.Worker.Register(ctx, "w", nil, nil); !errors.Is(err, flo.ErrBadRequest) {
+		t.Fatalf("register with no task types: %v", err)
+	}
+	if _, err := c.Worker.Await(ctx, "w", nil, nil); !errors.Is(err, flo.ErrBadRequest) {
+		t.Fatalf("await with no task types: %v", err)
+	}
+	if wl, err := c.Worker.List(ctx, nil); err != nil || len(wl.Workers) != 0 {
+		t.Fatalf("workers after refused calls = %+v, %v", wl, err)
 	}
 }
 
@@ -979,7 +1022,9 @@ func TestAction_SurvivesKill9(t *testing.T) {
 	if task.ID != running || task.Attempt != 2 || string(task.Input) != "b" {
 		t.Fatalf("retry after restart = %+v", task)
 	}
-	if st := actStatus(t, c, running); st.State != flo.RunRunning || st.Error != "timed out" {
+	// Running again: the expired attempt's "timed out" was shown only while
+	// the run waited for this retry.
+	if st := actStatus(t, c, running); st.State != flo.RunRunning || st.Attempt != 2 || st.Error != "" {
 		t.Fatalf("retried run = %+v", st)
 	}
 	l, err := c.Action.List(ctx, nil)

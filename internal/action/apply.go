@@ -377,6 +377,9 @@ func (t *txn) registerWorker(cmd *command.Command) command.Result {
 	if err != nil {
 		return badRequest("malformed worker register value: %v", err)
 	}
+	if len(reg.TaskTypes) == 0 {
+		return badRequest("task_types must not be empty")
+	}
 	if err := checkTaskTypes(reg.TaskTypes); err != nil {
 		return command.Fail(err)
 	}
@@ -522,6 +525,9 @@ func (t *txn) claim(w *worker, types []string, leaseMs uint64) (wire.TaskAssignm
 	r.state = wire.RunRunning
 	r.attempt++
 	r.startedMs = t.now
+	// The previous attempt's error is shown only while the run waits for
+	// this retry (SEMANTICS §5.4); the new attempt sets its own on failure.
+	r.hasErr, r.errMsg = false, nil
 	r.leaseMs = t.now + int64(leaseMs)
 	r.holder = w.id
 	t.m.timers.Add(r)

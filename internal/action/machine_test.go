@@ -303,7 +303,7 @@ func TestMachine_CapacityLimits(t *testing.T) {
 	h.ok(t0, req{op: wire.OpActionDelete, key: "b"})
 	h.ok(t0, registerReq("c", 1000, 0))
 
-	h.ok(t0, req{op: wire.OpWorkerRegister, key: "w1", value: wire.AppendWorkerRegister(nil, &wire.WorkerRegister{})})
+	h.ok(t0, req{op: wire.OpWorkerRegister, key: "w1", value: wire.AppendWorkerRegister(nil, &wire.WorkerRegister{TaskTypes: []string{"a"}})})
 	h.apply(t0, awaitReq("w2", "a"))
 	if res := h.apply(t0, awaitReq("w3", "a")); statusOf(res.Err) != wire.StatusOverloaded {
 		t.Fatalf("third worker: %v", res.Err)
@@ -362,6 +362,7 @@ func TestMachine_ValidationEdges(t *testing.T) {
 	good(awaitReq("w", many[:MaxTaskTypes]...))
 	bad(awaitReq("w", many...))
 	bad(awaitReq("w"))
+	bad(req{op: wire.OpWorkerRegister, key: "w", value: wire.AppendWorkerRegister(nil, &wire.WorkerRegister{})})
 	bad(awaitReq("w", ""))
 	bad(awaitReq("w", strings.Repeat("t", MaxNameBytes+1)))
 	lease := func(ms uint64) req {
