@@ -75,8 +75,9 @@ type Client struct {
 	Worker *Worker
 
 	mu     sync.Mutex
-	shared *conn   // pipelined connection for ordinary calls
-	idle   []*conn // pooled connections for blocking calls
+	shared *conn              // pipelined connection for ordinary calls
+	idle   []*conn            // pooled connections for blocking calls
+	busy   map[*conn]struct{} // pooled connections running a blocking call
 	closed bool
 	slots  chan struct{}
 }
@@ -124,6 +125,10 @@ func (c *Client) Close() error {
 		cn.close(ErrClosed)
 	}
 	c.idle = nil
+	for cn := range c.busy {
+		cn.close(ErrClosed)
+	}
+	c.busy = nil
 	return nil
 }
 
@@ -217,8 +222,21 @@ func (c *Client) callBlocking(ctx context.Context, r request) ([]byte, error) {
 			return nil, err
 		}
 	}
+	// Close ends the call by closing its connection, which it must know of.
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		cn.close(ErrClosed)
+		return nil, ErrClosed
+	}
+	if c.busy == nil {
+		c.busy = map[*conn]struct{}{}
+	}
+	c.busy[cn] = struct{}{}
+	c.mu.Unlock()
 	body, err := cn.roundTrip(ctx, r, true)
 	c.mu.Lock()
+	delete(c.busy, cn)
 	if !c.closed && !cn.broken() && len(c.idle) < 16 {
 		c.idle = append(c.idle, cn)
 	} else {
