@@ -42,7 +42,8 @@ var (
 	ErrClosed = errors.New("client closed")
 )
 
-// Forever, as a Block option, waits without a time limit.
+// Forever, as a Block option, waits without a time limit; so does any
+// other negative Block.
 const Forever time.Duration = -1
 
 // DefaultAddr is the address Dial uses when given an empty one.
@@ -173,6 +174,9 @@ func (c *Client) call(ctx context.Context, r request) ([]byte, error) {
 		return nil, fmt.Errorf("%w: namespace is %d bytes, over the %d a request can carry", ErrBadRequest, len(r.namespace), maxField)
 	case len(r.options) > maxField:
 		return nil, fmt.Errorf("%w: options are %d bytes, over the %d a request can carry", ErrBadRequest, len(r.options), maxField)
+	}
+	if r.block < 0 {
+		r.block = Forever // any other negative would go out as 0: forever
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		switch {

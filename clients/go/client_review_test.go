@@ -35,3 +35,29 @@ func TestClient_CloseEndsBlockingCallsInFlight(t *testing.T) {
 		t.Fatal("a blocking dequeue kept waiting after Close")
 	}
 }
+
+// A negative Block other than Forever waits without limit, as Forever does
+// (and as the CLI's --block -1s does): it used to go out as 0 (forever) on
+// the wire while the client gave up after Options.Timeout.
+func TestClient_NegativeBlockWaitsForever(t *testing.T) {
+	t.Parallel()
+	srv := flotest.Start(t, flotest.Options{})
+	c := srv.Client(t, flo.Options{Timeout: 200 * time.Millisecond})
+	ctx := context.Background()
+	type result struct {
+		v   []byte
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		v, err := c.KV.Get(ctx, "later", &flo.GetOptions{Block: -time.Second})
+		got <- result{v, err}
+	}()
+	time.Sleep(time.Second) // well past the client timeout
+	if _, err := srv.Client(t, flo.Options{}).KV.Put(ctx, "later", []byte("v"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-got; r.err != nil || string(r.v) != "v" {
+		t.Fatalf("get with Block -1s = %q, %v; want the value put later", r.v, r.err)
+	}
+}
