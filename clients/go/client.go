@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"sync"
 	"time"
@@ -180,8 +181,9 @@ func (c *Client) call(ctx context.Context, r request) ([]byte, error) {
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		switch {
-		case r.block == Forever:
-			// No client deadline: the server may wait as long as it likes.
+		case r.block == Forever, r.block > math.MaxInt64-c.opts.Timeout:
+			// No client deadline: the server may wait as long as it likes
+			// (a Block too long to add Timeout to is as good as forever).
 		default:
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout+max(r.block, 0))

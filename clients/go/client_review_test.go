@@ -3,6 +3,7 @@ package flo_test
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -59,5 +60,30 @@ func TestClient_NegativeBlockWaitsForever(t *testing.T) {
 	}
 	if r := <-got; r.err != nil || string(r.v) != "v" {
 		t.Fatalf("get with Block -1s = %q, %v; want the value put later", r.v, r.err)
+	}
+}
+
+// A Block too long to add to Options.Timeout waits instead of failing at
+// once: the sum wrapped negative and the call's deadline had passed.
+func TestClient_HugeBlockWaits(t *testing.T) {
+	t.Parallel()
+	srv := flotest.Start(t, flotest.Options{})
+	c := srv.Client(t, flo.Options{})
+	ctx := context.Background()
+	type result struct {
+		v   []byte
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		v, err := c.KV.Get(ctx, "later", &flo.GetOptions{Block: time.Duration(math.MaxInt64)})
+		got <- result{v, err}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if _, err := srv.Client(t, flo.Options{}).KV.Put(ctx, "later", []byte("v"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-got; r.err != nil || string(r.v) != "v" {
+		t.Fatalf("get with a huge Block = %q, %v; want the value put later", r.v, r.err)
 	}
 }
