@@ -3,6 +3,7 @@ package flo_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -85,5 +86,35 @@ func TestClient_HugeBlockWaits(t *testing.T) {
 	}
 	if r := <-got; r.err != nil || string(r.v) != "v" {
 		t.Fatalf("get with a huge Block = %q, %v; want the value put later", r.v, r.err)
+	}
+}
+
+// A Limit past the u32 on the wire is the largest page, not its low bits:
+// 1<<32+1 went out as 1, a page of one.
+func TestKV_HugeLimitsClampInsteadOfWrapping(t *testing.T) {
+	t.Parallel()
+	srv := flotest.Start(t, flotest.Options{})
+	c := srv.Client(t, flo.Options{})
+	ctx := context.Background()
+	for i := range 5 {
+		if _, err := c.KV.Put(ctx, fmt.Sprint("k", i), []byte("v"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := c.KV.Scan(ctx, "k", &flo.ScanOptions{Limit: 1<<32 + 1})
+	if err != nil || len(res.Entries) != 5 || res.HasMore {
+		t.Fatalf("scan with Limit 1<<32+1 = %d entries (more %v), %v; want all 5", len(res.Entries), res.HasMore, err)
+	}
+	hs, err := c.KV.History(ctx, "k0", &flo.HistoryOptions{Limit: 1<<32 + 1})
+	if err != nil || len(hs) != 1 {
+		t.Fatalf("history with Limit 1<<32+1 = %d versions, %v", len(hs), err)
+	}
+	for range 3 {
+		if _, err := c.KV.Put(ctx, "k0", []byte("v"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hs, err = c.KV.History(ctx, "k0", &flo.HistoryOptions{Limit: 1<<32 + 1}); err != nil || len(hs) != 4 {
+		t.Fatalf("history with Limit 1<<32+1 = %d versions, %v; want all 4", len(hs), err)
 	}
 }

@@ -134,7 +134,7 @@ func (k *KV) Scan(ctx context.Context, prefix string, o *ScanOptions) (*ScanResu
 	}
 	var opts wire.Options
 	if o.Limit > 0 {
-		opts = wire.AppendU32(opts, wire.TagLimit, uint32(o.Limit))
+		opts = wire.AppendU32(opts, wire.TagLimit, uint32(min(o.Limit, 1<<31)))
 	}
 	if o.KeysOnly {
 		opts = wire.AppendU8(opts, wire.TagKeysOnly, 1)
@@ -177,7 +177,7 @@ func (k *KV) History(ctx context.Context, key string, o *HistoryOptions) ([]Vers
 	}
 	var opts wire.Options
 	if o.Limit > 0 {
-		opts = wire.AppendU32(opts, wire.TagLimit, uint32(o.Limit))
+		opts = wire.AppendU32(opts, wire.TagLimit, uint32(min(o.Limit, 1<<31)))
 	}
 	body, err := k.c.call(ctx, request{op: wire.OpKVHistory, namespace: o.Namespace, key: []byte(key), options: opts})
 	if err != nil {
