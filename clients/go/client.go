@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -354,7 +355,8 @@ func (cn *conn) roundTrip(ctx context.Context, r request, exclusive bool) ([]byt
 	if cap(cn.scratch) > maxKeptBuffer {
 		cn.scratch = nil
 	}
-	if err := cn.flushLocked(); err != nil {
+	deadline, _ := ctx.Deadline()
+	if err := cn.flushLocked(deadline); err != nil {
 		cn.close(err)
 	}
 	select {
@@ -376,32 +378,54 @@ const maxKeptBuffer = 1 << 20
 
 // flushLocked writes the outgoing buffer unless another caller is already
 // doing so (that caller will pick up what we appended). It is entered with
-// wmu held and returns with wmu released.
-func (cn *conn) flushLocked() error {
+// wmu held and returns with wmu released. A write still held back by the
+// socket at deadline (the server stopped reading) is finished by a
+// goroutine of its own, so the caller can give up at its deadline while its
+// frames, and those appended after them, still go out in order.
+func (cn *conn) flushLocked(deadline time.Time) error {
 	if cn.flushing {
 		cn.wmu.Unlock()
 		return nil
 	}
 	cn.flushing = true
-	var err error
-	for len(cn.out) > 0 && err == nil {
-		buf := cn.out
-		cn.out = cn.spare[:0]
-		cn.wmu.Unlock()
-		_, err = cn.nc.Write(buf)
+	buf := cn.out
+	cn.out = cn.spare[:0]
+	cn.wmu.Unlock()
+	return cn.flush(buf, 0, deadline)
+}
+
+// flush writes buf[off:], then whatever was appended to out meanwhile,
+// until out is empty; it is the only writer (flushing is set).
+func (cn *conn) flush(buf []byte, off int, deadline time.Time) error {
+	_ = cn.nc.SetWriteDeadline(deadline)
+	for {
+		n, err := cn.nc.Write(buf[off:])
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			go func() {
+				if err := cn.flush(buf, off+n, time.Time{}); err != nil {
+					cn.close(err)
+				}
+			}()
+			return nil
+		}
 		cn.wmu.Lock()
 		if cap(buf) <= maxKeptBuffer {
 			cn.spare = buf[:0]
 		} else {
 			cn.spare = nil
 		}
+		if err != nil || len(cn.out) == 0 {
+			if err != nil {
+				cn.out = cn.out[:0]
+			}
+			cn.flushing = false
+			cn.wmu.Unlock()
+			return err
+		}
+		buf, off = cn.out, 0
+		cn.out = cn.spare[:0]
+		cn.wmu.Unlock()
 	}
-	if err != nil {
-		cn.out = cn.out[:0]
-	}
-	cn.flushing = false
-	cn.wmu.Unlock()
-	return err
 }
 
 func (cn *conn) readLoop() {

@@ -1,10 +1,14 @@
 package flo_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,5 +120,116 @@ func TestKV_HugeLimitsClampInsteadOfWrapping(t *testing.T) {
 	}
 	if hs, err = c.KV.History(ctx, "k0", &flo.HistoryOptions{Limit: 1<<32 + 1}); err != nil || len(hs) != 4 {
 		t.Fatalf("history with Limit 1<<32+1 = %d versions, %v; want all 4", len(hs), err)
+	}
+}
+
+// stallProxy is a TCP proxy in front of addr that stops reading what the
+// client sends while stalled, as a stopped or partitioned server does.
+type stallProxy struct {
+	addr    string
+	mu      sync.Mutex
+	stalled bool
+	resumed *sync.Cond
+}
+
+func startStallProxy(t *testing.T, addr string) *stallProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	p := &stallProxy{addr: ln.Addr().String()}
+	p.resumed = sync.NewCond(&p.mu)
+	t.Cleanup(p.resume)
+	go func() {
+		for {
+			cc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			sc, err := net.Dial("tcp", addr)
+			if err != nil {
+				cc.Close()
+				return
+			}
+			t.Cleanup(func() { cc.Close(); sc.Close() })
+			go func() { _, _ = io.Copy(cc, sc) }()
+			go func() {
+				buf := make([]byte, 32<<10)
+				for {
+					p.mu.Lock()
+					for p.stalled {
+						p.resumed.Wait()
+					}
+					p.mu.Unlock()
+					n, err := cc.Read(buf)
+					if n > 0 {
+						if _, werr := sc.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						sc.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+func (p *stallProxy) stall() {
+	p.mu.Lock()
+	p.stalled = true
+	p.mu.Unlock()
+}
+
+func (p *stallProxy) resume() {
+	p.mu.Lock()
+	p.stalled = false
+	p.resumed.Broadcast()
+	p.mu.Unlock()
+}
+
+// A call whose write the socket holds back (the server stopped reading)
+// fails at its deadline instead of waiting for the socket; its frames still
+// go out when the server reads again, and the connection stays in step.
+func TestClient_StalledWriteFailsAtItsDeadline(t *testing.T) {
+	t.Parallel()
+	srv := flotest.Start(t, flotest.Options{})
+	p := startStallProxy(t, srv.Addr)
+	c := flotest.Dial(t, p.addr, flo.Options{Timeout: 500 * time.Millisecond})
+	ctx := context.Background()
+	// Calls other than the stalled put get generous deadlines of their own:
+	// a 16 MiB value takes a while on a slow machine.
+	slow, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := c.KV.Put(slow, "small", []byte("1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	p.stall()
+	done := make(chan error, 1)
+	go func() {
+		// 16 MiB cannot all fit in the socket buffers: the write stalls.
+		_, err := c.KV.Put(ctx, "big", bytes.Repeat([]byte("x"), 16<<20), nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("put to a stalled server: %v, want a deadline error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a put to a stalled server outlived its deadline by far")
+	}
+	p.resume()
+	waitUntil(t, time.Minute, "the big put to land", func() bool {
+		v, err := c.KV.Get(slow, "big", nil)
+		return err == nil && len(v) == 16<<20
+	})
+	if v, err := c.KV.Get(slow, "small", nil); err != nil || string(v) != "1" {
+		t.Fatalf("get after the stall = %q, %v", v, err)
 	}
 }
