@@ -1409,3 +1409,23 @@ func TestAction_InvokeAndWaitPollsWhenWaitersAreFull(t *testing.T) {
 		t.Fatalf("InvokeAndWait with no waiter slot free = %+v, %v", st, err)
 	}
 }
+
+// TaskWorker.Run refuses a nil handler before it claims anything: it used
+// to claim the action's runs and fail each attempt ("no handler") until
+// they ended failed.
+func TestTaskWorker_RunRefusesANilHandler(t *testing.T) {
+	c, ctx := actSetup(t)
+	actRegister(t, c, "job", 30*time.Second, 0)
+	id := actInvoke(t, c, "job", "x", nil)
+	w := flo.NewTaskWorker(c, "w1", &flo.TaskWorkerOptions{Block: 100 * time.Millisecond})
+	w.Handle("job", nil, nil)
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := w.Run(rctx); !errors.Is(err, flo.ErrBadRequest) {
+		t.Fatalf("Run with a nil handler = %v, want ErrBadRequest", err)
+	}
+	st, err := c.Action.Status(ctx, id, nil)
+	if err != nil || st.State != flo.RunPending || st.Attempt != 0 {
+		t.Fatalf("run after the refused Run = %+v, %v; want pending, never claimed", st, err)
+	}
+}

@@ -18,7 +18,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -42,7 +44,8 @@ var (
 	ErrClosed = errors.New("client closed")
 )
 
-// Forever, as a Block option, waits without a time limit.
+// Forever, as a Block option, waits without a time limit; so does any
+// other negative Block.
 const Forever time.Duration = -1
 
 // DefaultAddr is the address Dial uses when given an empty one.
@@ -75,8 +78,9 @@ type Client struct {
 	Worker *Worker
 
 	mu     sync.Mutex
-	shared *conn   // pipelined connection for ordinary calls
-	idle   []*conn // pooled connections for blocking calls
+	shared *conn              // pipelined connection for ordinary calls
+	idle   []*conn            // pooled connections for blocking calls
+	busy   map[*conn]struct{} // pooled connections running a blocking call
 	closed bool
 	slots  chan struct{}
 }
@@ -124,6 +128,10 @@ func (c *Client) Close() error {
 		cn.close(ErrClosed)
 	}
 	c.idle = nil
+	for cn := range c.busy {
+		cn.close(ErrClosed)
+	}
+	c.busy = nil
 	return nil
 }
 
@@ -169,10 +177,14 @@ func (c *Client) call(ctx context.Context, r request) ([]byte, error) {
 	case len(r.options) > maxField:
 		return nil, fmt.Errorf("%w: options are %d bytes, over the %d a request can carry", ErrBadRequest, len(r.options), maxField)
 	}
+	if r.block < 0 {
+		r.block = Forever // any other negative would go out as 0: forever
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		switch {
-		case r.block == Forever:
-			// No client deadline: the server may wait as long as it likes.
+		case r.block == Forever, r.block > math.MaxInt64-c.opts.Timeout:
+			// No client deadline: the server may wait as long as it likes
+			// (a Block too long to add Timeout to is as good as forever).
 		default:
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout+max(r.block, 0))
@@ -217,8 +229,21 @@ func (c *Client) callBlocking(ctx context.Context, r request) ([]byte, error) {
 			return nil, err
 		}
 	}
+	// Close ends the call by closing its connection, which it must know of.
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		cn.close(ErrClosed)
+		return nil, ErrClosed
+	}
+	if c.busy == nil {
+		c.busy = map[*conn]struct{}{}
+	}
+	c.busy[cn] = struct{}{}
+	c.mu.Unlock()
 	body, err := cn.roundTrip(ctx, r, true)
 	c.mu.Lock()
+	delete(c.busy, cn)
 	if !c.closed && !cn.broken() && len(c.idle) < 16 {
 		c.idle = append(c.idle, cn)
 	} else {
@@ -330,7 +355,8 @@ func (cn *conn) roundTrip(ctx context.Context, r request, exclusive bool) ([]byt
 	if cap(cn.scratch) > maxKeptBuffer {
 		cn.scratch = nil
 	}
-	if err := cn.flushLocked(); err != nil {
+	deadline, _ := ctx.Deadline()
+	if err := cn.flushLocked(deadline); err != nil {
 		cn.close(err)
 	}
 	select {
@@ -352,32 +378,54 @@ const maxKeptBuffer = 1 << 20
 
 // flushLocked writes the outgoing buffer unless another caller is already
 // doing so (that caller will pick up what we appended). It is entered with
-// wmu held and returns with wmu released.
-func (cn *conn) flushLocked() error {
+// wmu held and returns with wmu released. A write still held back by the
+// socket at deadline (the server stopped reading) is finished by a
+// goroutine of its own, so the caller can give up at its deadline while its
+// frames, and those appended after them, still go out in order.
+func (cn *conn) flushLocked(deadline time.Time) error {
 	if cn.flushing {
 		cn.wmu.Unlock()
 		return nil
 	}
 	cn.flushing = true
-	var err error
-	for len(cn.out) > 0 && err == nil {
-		buf := cn.out
-		cn.out = cn.spare[:0]
-		cn.wmu.Unlock()
-		_, err = cn.nc.Write(buf)
+	buf := cn.out
+	cn.out = cn.spare[:0]
+	cn.wmu.Unlock()
+	return cn.flush(buf, 0, deadline)
+}
+
+// flush writes buf[off:], then whatever was appended to out meanwhile,
+// until out is empty; it is the only writer (flushing is set).
+func (cn *conn) flush(buf []byte, off int, deadline time.Time) error {
+	_ = cn.nc.SetWriteDeadline(deadline)
+	for {
+		n, err := cn.nc.Write(buf[off:])
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			go func() {
+				if err := cn.flush(buf, off+n, time.Time{}); err != nil {
+					cn.close(err)
+				}
+			}()
+			return nil
+		}
 		cn.wmu.Lock()
 		if cap(buf) <= maxKeptBuffer {
 			cn.spare = buf[:0]
 		} else {
 			cn.spare = nil
 		}
+		if err != nil || len(cn.out) == 0 {
+			if err != nil {
+				cn.out = cn.out[:0]
+			}
+			cn.flushing = false
+			cn.wmu.Unlock()
+			return err
+		}
+		buf, off = cn.out, 0
+		cn.out = cn.spare[:0]
+		cn.wmu.Unlock()
 	}
-	if err != nil {
-		cn.out = cn.out[:0]
-	}
-	cn.flushing = false
-	cn.wmu.Unlock()
-	return err
 }
 
 func (cn *conn) readLoop() {

@@ -48,8 +48,11 @@ type StreamConsumeOptions struct {
 // nacks the others. On cancellation it stops reading, waits for running
 // handlers, settles their records, leaves the group (so whatever it still
 // held goes to the other members at once) and returns nil. It returns an
-// error only if the initial join fails.
+// error only for a nil handler or if the initial join fails.
 func (s *Stream) Consume(ctx context.Context, stream, group, consumer string, handler StreamHandler, o *StreamConsumeOptions) error {
+	if handler == nil {
+		return fmt.Errorf("%w: nil stream handler", ErrBadRequest)
+	}
 	if o == nil {
 		o = &StreamConsumeOptions{}
 	}

@@ -703,7 +703,7 @@ func TestStream_AppendWakesEveryGroup(t *testing.T) {
 		rc := srv.Client(t, flo.Options{})
 		go func() {
 			rs, err := rc.Stream.GroupRead(ctx, "s", r.group, r.consumer, &flo.StreamGroupReadOptions{Block: 3 * time.Second})
-			if err != nil {
+			if err != nil && !errors.Is(err, flo.ErrClosed) { // the reader left parked is closed at cleanup
 				t.Error(err)
 			}
 			results <- result{r.consumer, streamOffsets(rs)}
@@ -727,5 +727,28 @@ func TestStream_AppendWakesEveryGroup(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, map[string][]uint64{"a": {1}, "b": {1}}) {
 		t.Fatalf("deliveries: %v", got)
+	}
+}
+
+// Stream.Consume refuses a nil handler, as Queue.Consume does, before it
+// joins or reads: it used to read records and nack each one (the nil call
+// panicked), running them down to the dead-letter list.
+func TestStream_ConsumeRefusesANilHandler(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	streamFill(t, c, "jobs", 3)
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := c.Stream.Consume(cctx, "jobs", "g", "w1", nil, &flo.StreamConsumeOptions{MaxDeliver: 1, Poll: 100 * time.Millisecond})
+	if !errors.Is(err, flo.ErrBadRequest) {
+		t.Fatalf("Consume with a nil handler = %v, want ErrBadRequest", err)
+	}
+	rs, err := c.Stream.GroupRead(ctx, "jobs", "g", "w2", &flo.StreamGroupReadOptions{Count: 10})
+	if err != nil || len(rs) != 3 {
+		t.Fatalf("group read after the refused Consume = %d records, %v; want all 3", len(rs), err)
+	}
+	for _, r := range rs {
+		if r.Redelivered {
+			t.Fatalf("record %d was delivered before", r.Offset)
+		}
 	}
 }

@@ -170,7 +170,10 @@ func (w *TaskWorker) Run(ctx context.Context) error {
 		return errors.New("flo: TaskWorker.Run: no handlers")
 	}
 	types := make([]string, 0, len(handlers))
-	for name := range handlers {
+	for name, h := range handlers {
+		if h == nil {
+			return fmt.Errorf("%w: flo: TaskWorker.Run: nil handler for action %q", ErrBadRequest, name)
+		}
 		types = append(types, name)
 	}
 	slices.Sort(types)
