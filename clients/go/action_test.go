@@ -1429,3 +1429,39 @@ func TestTaskWorker_RunRefusesANilHandler(t *testing.T) {
 		t.Fatalf("run after the refused Run = %+v, %v; want pending, never claimed", st, err)
 	}
 }
+
+// TestTaskWorker_StopsWhenClientCloses: like Queue.Consume, a worker whose
+// client is closed under it returns ErrClosed instead of retrying forever.
+func TestTaskWorker_StopsWhenClientCloses(t *testing.T) {
+	t.Parallel()
+	srv := flotest.Start(t, flotest.Options{})
+	c, ctx := srv.Client(t, flo.Options{}), context.Background()
+	cl, err := flo.Dial(ctx, srv.Addr, flo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := flo.NewTaskWorker(cl, "w", &flo.TaskWorkerOptions{Block: 50 * time.Millisecond})
+	handled := make(chan struct{}, 1)
+	w.Handle("closing", func(context.Context, *flo.Task) ([]byte, error) {
+		handled <- struct{}{}
+		return nil, nil
+	}, &flo.ActionRegisterOptions{})
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	actWaitRegistered(t, c, "closing")
+	actInvoke(t, c, "closing", "", nil)
+	select {
+	case <-handled: // the loop is running
+	case <-time.After(5 * time.Second):
+		t.Fatal("the worker never ran its handler")
+	}
+	cl.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, flo.ErrClosed) {
+			t.Fatalf("Run returned %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run kept going on a closed client")
+	}
+}

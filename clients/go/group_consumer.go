@@ -48,7 +48,8 @@ type StreamConsumeOptions struct {
 // nacks the others. On cancellation it stops reading, waits for running
 // handlers, settles their records, leaves the group (so whatever it still
 // held goes to the other members at once) and returns nil. It returns an
-// error only for a nil handler or if the initial join fails.
+// error for a nil handler, if the initial join fails, and — after the same
+// drain — ErrClosed when the client is closed under it.
 func (s *Stream) Consume(ctx context.Context, stream, group, consumer string, handler StreamHandler, o *StreamConsumeOptions) error {
 	if handler == nil {
 		return fmt.Errorf("%w: nil stream handler", ErrBadRequest)
@@ -97,12 +98,23 @@ func (s *Stream) Consume(ctx context.Context, stream, group, consumer string, ha
 		report(s.GroupNack(settle, stream, group, []uint64{r.Offset}, gopts))
 	}
 	var wg sync.WaitGroup
+	var closed error
 	pullLoop(ctx, make(chan struct{}, conc), conc, 2*time.Second,
 		func(n int) ([]StreamRecord, error) {
 			return s.GroupRead(ctx, stream, group, consumer, &StreamGroupReadOptions{Namespace: o.Namespace, Count: n, Block: poll})
 		},
-		run, func(err error) bool { report(err); return false }, &wg)
+		run, func(err error) bool {
+			if errors.Is(err, ErrClosed) {
+				closed = err
+				return true
+			}
+			report(err)
+			return false
+		}, &wg)
 	wg.Wait()
+	if closed != nil {
+		return closed
+	}
 	leaveCtx, cancel := context.WithTimeout(settle, 5*time.Second)
 	defer cancel()
 	report(s.GroupLeave(leaveCtx, stream, group, consumer, gopts))

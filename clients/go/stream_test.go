@@ -752,3 +752,37 @@ func TestStream_ConsumeRefusesANilHandler(t *testing.T) {
 		}
 	}
 }
+
+// TestStream_ConsumeStopsWhenClientCloses: like Queue.Consume, a consumer
+// whose client is closed under it returns ErrClosed instead of retrying
+// forever.
+func TestStream_ConsumeStopsWhenClientCloses(t *testing.T) {
+	srv, c, ctx := streamSetup(t)
+	streamFill(t, c, "jobs", 1)
+	cl, err := flo.Dial(ctx, srv.Addr, flo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handled := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- cl.Stream.Consume(ctx, "jobs", "g", "w1", func(context.Context, flo.StreamRecord) error {
+			handled <- struct{}{}
+			return nil
+		}, &flo.StreamConsumeOptions{Poll: 50 * time.Millisecond})
+	}()
+	select {
+	case <-handled: // the loop is running
+	case <-time.After(5 * time.Second):
+		t.Fatal("the consumer never ran its handler")
+	}
+	cl.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, flo.ErrClosed) {
+			t.Fatalf("Consume returned %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Consume kept running on a closed client")
+	}
+}

@@ -154,7 +154,8 @@ func (w *TaskWorker) Failed() int64 { return w.failed.Load() }
 // then claims and executes tasks until ctx ends. It then stops claiming,
 // waits up to DrainTimeout for running handlers (cancelling their contexts
 // after that, and failing their tasks for retry if they return an error),
-// and returns nil. It returns an error only if it could not start.
+// and returns nil. It returns an error if it could not start, and — after
+// the same drain — ErrClosed when the client is closed under it.
 func (w *TaskWorker) Run(ctx context.Context) error {
 	w.mu.Lock()
 	handlers := make(map[string]TaskHandler, len(w.handlers))
@@ -220,6 +221,9 @@ func (w *TaskWorker) Run(ctx context.Context) error {
 		<-drained
 	}
 	w.completeEach(r.results.drain())
+	if r.closed.Load() {
+		return ErrClosed
+	}
 	return nil
 }
 
@@ -234,6 +238,8 @@ type taskRun struct {
 	results *rider[heldResult]
 	// leases renews running tasks' leases every third of the lease.
 	leases *leaseKeeper[string]
+	// closed is set when a poll loop stopped because the client was closed.
+	closed atomic.Bool
 }
 
 // poll claims tasks while the run lasts, as many per await as there are
@@ -243,6 +249,10 @@ func (w *TaskWorker) poll(r *taskRun, slots chan struct{}, running *sync.WaitGro
 		func(n int) ([]*Task, error) { return w.claim(r, n) },
 		func(t *Task) { w.execute(r, t) },
 		func(err error) bool {
+			if errors.Is(err, ErrClosed) {
+				r.closed.Store(true)
+				return true
+			}
 			w.report(fmt.Errorf("flo: worker %s: await: %w", w.id, err))
 			return false
 		}, running)
