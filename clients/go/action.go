@@ -77,7 +77,8 @@ type ActionInvokeOptions struct {
 	// long as that run is retained (at least 24 h after it ends).
 	IdempotencyKey string
 	// Delay keeps the run from being claimed until this long after the
-	// invoke (whole milliseconds).
+	// invoke (rounded up to whole milliseconds; 0 or negative: no delay,
+	// as for queue delays).
 	Delay time.Duration
 }
 
@@ -87,7 +88,7 @@ func (a *Action) Invoke(ctx context.Context, name string, input []byte, o *Actio
 	if o == nil {
 		o = &ActionInvokeOptions{}
 	}
-	inv := wire.ActionInvoke{Priority: 10, DelayMs: o.Delay.Milliseconds(), Input: input}
+	inv := wire.ActionInvoke{Priority: 10, DelayMs: roundUpMs(max(o.Delay, 0)), Input: input}
 	if o.Priority != nil {
 		inv.Priority = *o.Priority
 	}

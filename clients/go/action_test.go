@@ -586,6 +586,11 @@ func TestAction_DelayedInvoke(t *testing.T) {
 	if task.ID != id || time.Since(start) < 190*time.Millisecond {
 		t.Fatalf("delayed run claimed after %v", time.Since(start))
 	}
+	// A negative delay is no delay, as for queue delays.
+	id = actInvoke(t, c, "d", "", &flo.ActionInvokeOptions{Delay: -time.Second})
+	if task := actAwait(t, c, "w", []string{"d"}, 0); task == nil || task.ID != id {
+		t.Fatalf("run invoked with a negative delay: claimable at once = %v", task)
+	}
 }
 
 func TestAction_NamespacesIsolate(t *testing.T) {

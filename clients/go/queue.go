@@ -61,7 +61,7 @@ func (q *Queue) Enqueue(ctx context.Context, queue string, payload []byte, o *Qu
 		opts = wire.AppendU8(opts, wire.TagPriority, o.Priority)
 	}
 	if o.Delay > 0 {
-		opts = wire.AppendU64(opts, wire.TagDelayMs, uint64(queueMs(o.Delay)))
+		opts = wire.AppendU64(opts, wire.TagDelayMs, uint64(roundUpMs(o.Delay)))
 	}
 	if o.DedupKey != "" {
 		if len(o.DedupKey) > 255 {
@@ -107,7 +107,7 @@ func (q *Queue) Dequeue(ctx context.Context, queue string, count int, o *QueueDe
 	}
 	opts := wire.AppendU32(nil, wire.TagCount, uint32(min(max(count, 0), 1<<16)))
 	if o.Visibility > 0 {
-		opts = wire.AppendU32(opts, wire.TagVisibilityTimeoutMs, uint32(min(queueMs(o.Visibility), 1<<32-1)))
+		opts = wire.AppendU32(opts, wire.TagVisibilityTimeoutMs, uint32(min(roundUpMs(o.Visibility), 1<<32-1)))
 	}
 	opts = wire.AppendFlag(opts, wire.TagMessageDetail)
 	var value []byte
@@ -160,7 +160,7 @@ func (q *Queue) Nack(ctx context.Context, queue string, seqs []uint64, o *QueueN
 		opts = wire.AppendU8(opts, wire.TagSendToDLQ, 1)
 	}
 	if o.Delay > 0 {
-		opts = wire.AppendU64(opts, wire.TagDelayMs, uint64(queueMs(o.Delay)))
+		opts = wire.AppendU64(opts, wire.TagDelayMs, uint64(roundUpMs(o.Delay)))
 	}
 	if o.Reason != "" {
 		opts = wire.AppendOption(opts, wire.TagNackReason, []byte(queueReason(o.Reason, 255)))
@@ -317,9 +317,9 @@ func decodeQueueMessages(body []byte) ([]QueueMessage, error) {
 	return out, nil
 }
 
-// queueMs rounds d up to whole milliseconds, so a positive duration
+// roundUpMs rounds d up to whole milliseconds, so a positive duration
 // never becomes 0 (which would mean "none" or "default" on the wire).
-func queueMs(d time.Duration) int64 {
+func roundUpMs(d time.Duration) int64 {
 	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
 
