@@ -103,14 +103,42 @@ type stallProxy struct {
 
 func startStallProxy(t *testing.T, addr string) *stallProxy {
 	t.Helper()
+	p := &stallProxy{}
+	p.resumed = sync.NewCond(&p.mu)
+	t.Cleanup(p.resume)
+	p.addr = startProxy(t, addr, func(from io.Reader, to io.Writer) error {
+		buf := make([]byte, 32<<10)
+		for {
+			p.mu.Lock()
+			for p.stalled {
+				p.resumed.Wait()
+			}
+			p.mu.Unlock()
+			n, err := from.Read(buf)
+			if n > 0 {
+				if _, werr := to.Write(buf[:n]); werr != nil {
+					return werr
+				}
+			}
+			if err != nil {
+				return err
+			}
+		}
+	})
+	return p
+}
+
+// startProxy listens on a free port and connects each client it accepts
+// to addr: the server's bytes go back as they come, the client's go
+// through forward, and the server side closes when forward returns. It
+// returns the proxy's address.
+func startProxy(t *testing.T, addr string, forward func(from io.Reader, to io.Writer) error) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	p := &stallProxy{addr: ln.Addr().String()}
-	p.resumed = sync.NewCond(&p.mu)
-	t.Cleanup(p.resume)
 	go func() {
 		for {
 			cc, err := ln.Accept()
@@ -125,28 +153,12 @@ func startStallProxy(t *testing.T, addr string) *stallProxy {
 			t.Cleanup(func() { cc.Close(); sc.Close() })
 			go func() { _, _ = io.Copy(cc, sc) }()
 			go func() {
-				buf := make([]byte, 32<<10)
-				for {
-					p.mu.Lock()
-					for p.stalled {
-						p.resumed.Wait()
-					}
-					p.mu.Unlock()
-					n, err := cc.Read(buf)
-					if n > 0 {
-						if _, werr := sc.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						sc.Close()
-						return
-					}
-				}
+				_ = forward(cc, sc)
+				sc.Close()
 			}()
 		}
 	}()
-	return p
+	return ln.Addr().String()
 }
 
 func (p *stallProxy) stall() {

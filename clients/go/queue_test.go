@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -870,43 +869,22 @@ type opCounter struct {
 
 func countOps(t *testing.T, addr string) *opCounter {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	oc := &opCounter{addr: ln.Addr().String(), ops: map[wire.Op]int{}}
-	go func() {
+	oc := &opCounter{ops: map[wire.Op]int{}}
+	oc.addr = startProxy(t, addr, func(from io.Reader, to io.Writer) error {
+		br := bufio.NewReader(from)
 		for {
-			cc, err := ln.Accept()
+			f, _, err := wire.ReadFrame(br, nil, 64<<20)
 			if err != nil {
-				return
+				return err
 			}
-			sc, err := net.Dial("tcp", addr)
-			if err != nil {
-				cc.Close()
-				return
+			oc.mu.Lock()
+			oc.ops[wire.Op(f.Code)]++
+			oc.mu.Unlock()
+			if _, err := to.Write(wire.AppendFrame(nil, f.RequestID, f.Code, f.Payload)); err != nil {
+				return err
 			}
-			t.Cleanup(func() { cc.Close(); sc.Close() })
-			go func() { _, _ = io.Copy(cc, sc) }()
-			go func() {
-				br := bufio.NewReader(cc)
-				for {
-					f, _, err := wire.ReadFrame(br, nil, 64<<20)
-					if err != nil {
-						sc.Close()
-						return
-					}
-					oc.mu.Lock()
-					oc.ops[wire.Op(f.Code)]++
-					oc.mu.Unlock()
-					if _, err := sc.Write(wire.AppendFrame(nil, f.RequestID, f.Code, f.Payload)); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
+	})
 	return oc
 }
 
