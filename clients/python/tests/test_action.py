@@ -247,3 +247,32 @@ class ActionTest(ServerTestCase):
         assert t is not None
         self.assertEqual(t.task_id, run)
         self.assertEqual([x.name for x in await a.list(ActionListOptions(namespace=other))], ["iso"])
+
+
+class SizeLimitTest(ServerTestCase):
+    """SEMANTICS §8.2: a value, payload, action input or result may be up to 16 MiB."""
+
+    client_timeout_ms = 30000
+
+    async def test_input_and_result_of_16_mib(self) -> None:
+        limit = 16 * 1024 * 1024
+        big = b"i" * limit
+        await self.client.action.register("big", ActionType.USER)
+        run = await self.client.action.invoke("big", big, ActionInvokeOptions(idempotency_key="k" * 256))
+        task = (await self.client.worker.await_task("w", ["big"])).task
+        assert task is not None
+        self.assertEqual((task.task_id, len(task.input)), (run.run_id, limit))
+        del task
+        await self.client.worker.complete("w", run.run_id, b"r" * limit)
+        st = await self.client.action.status(run.run_id)
+        self.assertEqual((st.status, len(st.result or b"")), (RunStatus.COMPLETED, limit))
+        # One byte more is refused, as it is for every other value.
+        for call in (
+            self.client.action.invoke("big", big + b"!"),
+            self.client.worker.complete("w", run.run_id, big + b"!"),
+            self.client.kv.put("k", big + b"!"),
+            self.client.queue.enqueue("q", big + b"!"),
+            self.client.stream.append("s", big + b"!"),
+        ):
+            with self.assertRaises(BadRequestError):
+                await call

@@ -62,7 +62,12 @@ HEADER_SIZE = 24
 
 MAX_NAMESPACE_BYTES = 255
 MAX_KEY_BYTES = 65535
+#: Largest value, payload, action input or result (SEMANTICS §8.2).
 MAX_VALUE_BYTES = 16 * 1024 * 1024
+#: Largest envelope value: an action input or a task result of MAX_VALUE_BYTES travels
+#: behind a few fields of its own (priority, idempotency key, task id …), so the
+#: envelope allows some room beyond it; the server's frame limit is 16 MiB + 192 KiB.
+MAX_ENVELOPE_VALUE_BYTES = MAX_VALUE_BYTES + 64 * 1024
 MAX_OPTION_BYTES = 255
 MAX_OPTIONS_BYTES = 65535
 #: Largest response payload the client accepts. One reply may carry many values: a
@@ -271,8 +276,8 @@ def encode_envelope(namespace: str, key: bytes = b"", value: bytes = b"", option
         raise ValidationError(f"namespace is {len(ns)} bytes; at most {MAX_NAMESPACE_BYTES} allowed")
     if len(key) > MAX_KEY_BYTES:
         raise ValidationError(f"key is {len(key)} bytes; at most {MAX_KEY_BYTES} allowed")
-    if len(value) > MAX_VALUE_BYTES:
-        raise ValidationError(f"value is {len(value)} bytes; at most {MAX_VALUE_BYTES} allowed")
+    if len(value) > MAX_ENVELOPE_VALUE_BYTES:
+        raise ValidationError(f"value is {len(value)} bytes; at most {MAX_ENVELOPE_VALUE_BYTES} allowed")
     if len(options) > MAX_OPTIONS_BYTES:
         raise ValidationError(f"options are {len(options)} bytes; at most {MAX_OPTIONS_BYTES} allowed")
     return b"".join(
@@ -335,7 +340,7 @@ def encode_request(
     this is the client's hot path, so it avoids the intermediate calls.
     """
     ns = namespace.encode("utf-8")
-    if len(ns) > MAX_NAMESPACE_BYTES or len(key) > MAX_KEY_BYTES or len(value) > MAX_VALUE_BYTES \
+    if len(ns) > MAX_NAMESPACE_BYTES or len(key) > MAX_KEY_BYTES or len(value) > MAX_ENVELOPE_VALUE_BYTES \
             or len(options) > MAX_OPTIONS_BYTES:
         encode_envelope(namespace, key, value, options)  # raises the precise ValidationError
     payload = b"".join(

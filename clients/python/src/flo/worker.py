@@ -26,7 +26,7 @@ import socket
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Sequence, Union
 
 from . import wire
-from ._util import BytesLike, name_bytes, namespace_of, to_bytes
+from ._util import BytesLike, name_bytes, namespace_of, payload_bytes, to_bytes
 from .errors import ConflictError, FloError, NonRetryableError, NotFoundError, ValidationError
 from .options import (
     ActionRegisterOptions,
@@ -102,7 +102,7 @@ class WorkerClient:
         """Record the run's result; the first terminal report wins."""
         await self._client.request(
             OpCode.WORKER_COMPLETE, namespace_of(options), name_bytes(worker_id, "worker id"),
-            wire.encode_worker_complete(task_id, to_bytes(result, "result")),
+            wire.encode_worker_complete(task_id, payload_bytes(result, "result")),
         )
 
     async def fail(
