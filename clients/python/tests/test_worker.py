@@ -106,6 +106,29 @@ class WorkerTest(ServerTestCase):
         self.assertEqual((s2.status, s2.error, s2.attempt), (RunStatus.FAILED, "bad input", 1))
         self.assertEqual(s3.result, b"cba")
 
+    async def test_result_the_server_cannot_take_fails_the_task(self) -> None:
+        # A result over 16 MiB (SEMANTICS §8.2) is a failure of the handler's output, like
+        # a result that is not JSON-serialisable: the task is failed with the reason at
+        # once, not left running (no complete, no more touches) until its lease expires.
+        worker = Worker(self.client, "w-big")
+
+        @worker.action("oversize", ActionRegisterOptions(max_retries=0))
+        async def oversize(ctx: ActionContext) -> bytes:
+            return b"x" * (16 * 1024 * 1024 + 1)
+
+        @worker.action("unserialisable", ActionRegisterOptions(max_retries=0))
+        async def unserialisable(ctx: ActionContext) -> object:
+            return object()
+
+        async with worker:
+            r1 = (await self.client.action.invoke("oversize", b"")).run_id
+            r2 = (await self.client.action.invoke("unserialisable", b"")).run_id
+            s1, s2 = [await self.wait_terminal(r, timeout=20.0) for r in (r1, r2)]
+        self.assertEqual(s1.status, RunStatus.FAILED)
+        self.assertIn("16777217", s1.error or "")
+        self.assertEqual(s2.status, RunStatus.FAILED)
+        self.assertIn("TypeError", s2.error or "")
+
     async def test_stop_drains_running_handlers(self) -> None:
         worker = Worker(self.client, "w-drain", concurrency=2)
         started = asyncio.Event()

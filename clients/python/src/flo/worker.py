@@ -428,6 +428,8 @@ class Worker:
                     if inspect.isawaitable(out):
                         out = await out
                 output = encode_output(out)
+                if len(output) > wire.MAX_VALUE_BYTES:
+                    raise ValidationError(f"result is {len(output)} bytes; at most {wire.MAX_VALUE_BYTES} allowed")
             except asyncio.CancelledError:
                 await asyncio.shield(self._report_fail(task, "worker stopped before the handler finished", True))
                 raise
