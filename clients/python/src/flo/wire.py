@@ -646,9 +646,9 @@ def decode_seq(payload: bytes) -> int:
 
 def clamp_u32(v: int) -> int:
     """Fit a count or limit into its u32 option. The server clamps counts and limits
-    to their range (a count of 0 means 1, a limit of 0 the default), so a value
-    below 0 or past u32 is clamped here rather than raised (SEMANTICS §2.5, §2.6,
-    §3.3, §3.8, D26)."""
+    to their range (a count of 0 means 1 or the default, a limit of 0 the default), so
+    a value below 0 or past u32 is clamped here rather than raised (SEMANTICS §2.5,
+    §2.6, §3.3, §3.8, §4.3, §4.4, D26)."""
     return min(max(int(v), 0), 0xFFFFFFFF)
 
 
@@ -777,7 +777,7 @@ def stream_read_options(
     if partition is not None:
         o.u32(Tag.PARTITION, partition)
     if count is not None:
-        o.u32(Tag.COUNT, count)
+        o.u32(Tag.COUNT, clamp_u32(count))
     if block_ms is not None:
         o.u32(Tag.BLOCK_MS, block_ms)
     return o.build()
@@ -792,7 +792,7 @@ def group_read_options(
     """GROUP_READ options: COUNT, BLOCK_MS, then flo's group settings (ACK_TIMEOUT_MS, MAX_DELIVER)."""
     o = Options()
     if count is not None:
-        o.u32(Tag.COUNT, count)
+        o.u32(Tag.COUNT, clamp_u32(count))
     if block_ms is not None:
         o.u32(Tag.BLOCK_MS, block_ms)
     return o.build() + group_join_options(ack_timeout_ms, max_deliver)
