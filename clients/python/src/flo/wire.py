@@ -656,7 +656,8 @@ def dequeue_options(count: int, visibility_timeout_ms: Optional[int] = None, blo
     """DEQUEUE options: COUNT (always), VISIBILITY_TIMEOUT_MS, BLOCK_MS."""
     o = Options().u32(Tag.COUNT, clamp_u32(count))
     if visibility_timeout_ms is not None:
-        o.u32(Tag.VISIBILITY_TIMEOUT_MS, visibility_timeout_ms)
+        # The server clamps the timeout to 12 h (SEMANTICS §3.3); a negative one is still refused.
+        o.u32(Tag.VISIBILITY_TIMEOUT_MS, min(visibility_timeout_ms, 0xFFFFFFFF))
     if block_ms is not None:
         o.u32(Tag.BLOCK_MS, block_ms)
     return o.build()
