@@ -74,6 +74,17 @@ class ActionTest(ServerTestCase):
         self.assertEqual([w.worker_id for w in [*workers, *rest]], ["pw-0", "pw-1", "pw-2"])
         self.assertEqual({w.max_concurrency for w in [*workers, *rest]}, {7})
 
+    async def test_list_limit_out_of_range_is_clamped_not_raised(self) -> None:
+        # SEMANTICS §5.2: a list is capped at 1000, so any limit is clamped, never a
+        # struct.error (which is not even a FloError).
+        await self.client.action.register("clamp")
+        await self.client.worker.register("clamp-w", ["clamp"])
+        for limit in (2**40, -1):
+            self.assertEqual([a.name for a in await self.client.action.list(ActionListOptions(limit=limit))], ["clamp"])
+            self.assertEqual(
+                [w.worker_id for w in await self.client.worker.list(WorkerListOptions(limit=limit))], ["clamp-w"]
+            )
+
     async def test_status_waits_for_the_run_to_end(self) -> None:
         await self.client.action.register("slow-end")
         run_id = (await self.client.action.invoke("slow-end", b"in")).run_id

@@ -1045,7 +1045,7 @@ def decode_action_status(payload: bytes) -> ActionRunStatus:
 
 def encode_action_list_request(limit: int = 100, cursor: Optional[bytes] = None) -> bytes:
     """Encode the LIST value ``[limit:u32][cursor: bytes to end]`` (the cursor is a flo extension)."""
-    return struct.pack("<I", limit) + (cursor or b"")
+    return struct.pack("<I", clamp_u32(limit)) + (cursor or b"")
 
 
 def encode_action_list(actions: Sequence[ActionInfo], has_more: bool = False, cursor: bytes = b"") -> bytes:
@@ -1211,7 +1211,7 @@ def worker_fail_options(retry: bool) -> bytes:
 
 def encode_worker_list_request(limit: int = 100, cursor: Optional[bytes] = None) -> bytes:
     """Encode the WORKER_LIST value ``[limit:u32][cursor: bytes to end]``."""
-    return struct.pack("<I", limit) + (cursor or b"")
+    return struct.pack("<I", clamp_u32(limit)) + (cursor or b"")
 
 
 def encode_worker_list(workers: Sequence[WorkerInfo], has_more: bool = False, cursor: bytes = b"") -> bytes:
