@@ -74,6 +74,17 @@ class ActionTest(ServerTestCase):
         self.assertEqual([w.worker_id for w in [*workers, *rest]], ["pw-0", "pw-1", "pw-2"])
         self.assertEqual({w.max_concurrency for w in [*workers, *rest]}, {7})
 
+    async def test_list_limit_out_of_range_is_clamped_not_raised(self) -> None:
+        # SEMANTICS §5.2: a list is capped at 1000, so any limit is clamped, never a
+        # struct.error (which is not even a FloError).
+        await self.client.action.register("clamp")
+        await self.client.worker.register("clamp-w", ["clamp"])
+        for limit in (2**40, -1):
+            self.assertEqual([a.name for a in await self.client.action.list(ActionListOptions(limit=limit))], ["clamp"])
+            self.assertEqual(
+                [w.worker_id for w in await self.client.worker.list(WorkerListOptions(limit=limit))], ["clamp-w"]
+            )
+
     async def test_status_waits_for_the_run_to_end(self) -> None:
         await self.client.action.register("slow-end")
         run_id = (await self.client.action.invoke("slow-end", b"in")).run_id
@@ -247,3 +258,32 @@ class ActionTest(ServerTestCase):
         assert t is not None
         self.assertEqual(t.task_id, run)
         self.assertEqual([x.name for x in await a.list(ActionListOptions(namespace=other))], ["iso"])
+
+
+class SizeLimitTest(ServerTestCase):
+    """SEMANTICS §8.2: a value, payload, action input or result may be up to 16 MiB."""
+
+    client_timeout_ms = 30000
+
+    async def test_input_and_result_of_16_mib(self) -> None:
+        limit = 16 * 1024 * 1024
+        big = b"i" * limit
+        await self.client.action.register("big", ActionType.USER)
+        run = await self.client.action.invoke("big", big, ActionInvokeOptions(idempotency_key="k" * 256))
+        task = (await self.client.worker.await_task("w", ["big"])).task
+        assert task is not None
+        self.assertEqual((task.task_id, len(task.input)), (run.run_id, limit))
+        del task
+        await self.client.worker.complete("w", run.run_id, b"r" * limit)
+        st = await self.client.action.status(run.run_id)
+        self.assertEqual((st.status, len(st.result or b"")), (RunStatus.COMPLETED, limit))
+        # One byte more is refused, as it is for every other value.
+        for call in (
+            self.client.action.invoke("big", big + b"!"),
+            self.client.worker.complete("w", run.run_id, big + b"!"),
+            self.client.kv.put("k", big + b"!"),
+            self.client.queue.enqueue("q", big + b"!"),
+            self.client.stream.append("s", big + b"!"),
+        ):
+            with self.assertRaises(BadRequestError):
+                await call

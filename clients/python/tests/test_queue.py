@@ -72,6 +72,14 @@ class QueueTest(ServerTestCase):
         self.assertEqual(len((await q.dequeue("clamp", 2**40)).messages), 2)
         self.assertEqual((await q.dlq_list("clamp", DlqListOptions(limit=2**40))).messages, [])
 
+    async def test_visibility_timeout_over_the_max_is_clamped_not_raised(self) -> None:
+        # SEMANTICS §3.3: visibility timeouts above 12 h are clamped, even past u32 ms.
+        q = self.client.queue
+        await q.enqueue("vis", b"x")
+        got = await q.dequeue("vis", 1, DequeueOptions(visibility_timeout_ms=2**40))
+        self.assertEqual(len(got.messages), 1)
+        self.assertEqual((await q.peek("vis", 1)).messages, [])
+
     async def test_priority(self) -> None:
         q = self.client.queue
         await q.enqueue("p", b"low", EnqueueOptions(priority=1))

@@ -26,6 +26,15 @@ class StreamTest(ServerTestCase):
     async def fill(self, stream: str, n: int) -> list[int]:
         return [(await self.client.stream.append(stream, f"r{i}".encode())).offset for i in range(n)]
 
+    async def test_count_out_of_range_is_clamped_not_raised(self) -> None:
+        # SEMANTICS §4.3, §4.4, §8.2: read and group read counts are clamped to 1-1000, so a
+        # count the u32 COUNT option cannot carry is clamped too rather than raised.
+        s = self.client.stream
+        await self.fill("clamp", 3)
+        self.assertEqual(len((await s.read("clamp", StreamReadOptions(count=2**40))).records), 3)
+        got = await s.group_read("clamp", "g", "c", StreamGroupReadOptions(count=2**40))
+        self.assertEqual(len(got.records), 3)
+
     async def test_append_and_read(self) -> None:
         s = self.client.stream
         r1 = await s.append("events", b'{"event": "click"}')

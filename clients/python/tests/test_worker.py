@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import unittest
 
@@ -105,6 +106,47 @@ class WorkerTest(ServerTestCase):
         self.assertEqual((s1.status, s1.result), (RunStatus.COMPLETED, b"ok on attempt 2"))
         self.assertEqual((s2.status, s2.error, s2.attempt), (RunStatus.FAILED, "bad input", 1))
         self.assertEqual(s3.result, b"cba")
+
+    async def test_plain_handlers_run_up_to_concurrency_at_once(self) -> None:
+        # "runs up to `concurrency` handlers at once" holds for plain (thread) handlers
+        # too: asyncio's default executor has at most 32 threads (min(32, cpus + 4)), so
+        # tasks past that were claimed, leased, and left waiting for a thread.
+        n = 40
+        barrier = threading.Barrier(n, timeout=20)
+        worker = Worker(self.client, "w-threads", concurrency=n, block_ms=5000)
+
+        @worker.action("rendezvous")
+        def rendezvous(ctx: ActionContext) -> bytes:
+            barrier.wait()  # returns only once all n handlers are running
+            return b"met"
+
+        async with worker:
+            runs = [(await self.client.action.invoke("rendezvous", b"")).run_id for _ in range(n)]
+            results = [await self.wait_terminal(r, timeout=60.0) for r in runs]
+        self.assertEqual({(s.status, s.result) for s in results}, {(RunStatus.COMPLETED, b"met")})
+
+    async def test_result_the_server_cannot_take_fails_the_task(self) -> None:
+        # A result over 16 MiB (SEMANTICS §8.2) is a failure of the handler's output, like
+        # a result that is not JSON-serialisable: the task is failed with the reason at
+        # once, not left running (no complete, no more touches) until its lease expires.
+        worker = Worker(self.client, "w-big")
+
+        @worker.action("oversize", ActionRegisterOptions(max_retries=0))
+        async def oversize(ctx: ActionContext) -> bytes:
+            return b"x" * (16 * 1024 * 1024 + 1)
+
+        @worker.action("unserialisable", ActionRegisterOptions(max_retries=0))
+        async def unserialisable(ctx: ActionContext) -> object:
+            return object()
+
+        async with worker:
+            r1 = (await self.client.action.invoke("oversize", b"")).run_id
+            r2 = (await self.client.action.invoke("unserialisable", b"")).run_id
+            s1, s2 = [await self.wait_terminal(r, timeout=20.0) for r in (r1, r2)]
+        self.assertEqual(s1.status, RunStatus.FAILED)
+        self.assertIn("16777217", s1.error or "")
+        self.assertEqual(s2.status, RunStatus.FAILED)
+        self.assertIn("TypeError", s2.error or "")
 
     async def test_stop_drains_running_handlers(self) -> None:
         worker = Worker(self.client, "w-drain", concurrency=2)

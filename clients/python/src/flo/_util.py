@@ -6,6 +6,7 @@ from typing import Any, Iterable, Optional, Union
 
 from .errors import ValidationError
 from .results import StreamID
+from .wire import MAX_VALUE_BYTES
 
 BytesLike = Union[bytes, bytearray, memoryview]
 
@@ -17,6 +18,14 @@ def to_bytes(value: Union[str, BytesLike], what: str = "value") -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     raise ValidationError(f"{what} must be bytes or str, got {type(value).__name__}")
+
+
+def payload_bytes(value: Union[str, BytesLike], what: str = "value") -> bytes:
+    """Like :func:`to_bytes`, for a value, payload, action input or result: at most 16 MiB."""
+    b = to_bytes(value, what)
+    if len(b) > MAX_VALUE_BYTES:
+        raise ValidationError(f"{what} is {len(b)} bytes; at most {MAX_VALUE_BYTES} allowed")
+    return b
 
 
 def name_bytes(name: Union[str, BytesLike], what: str) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional, Union
 
 from . import wire
-from ._util import BytesLike, name_bytes, namespace_of, to_bytes
+from ._util import BytesLike, name_bytes, namespace_of, payload_bytes, to_bytes
 from .options import (
     ActionDeleteOptions,
     ActionInvokeOptions,
@@ -46,7 +46,7 @@ class ActionClient:
         With an ``idempotency_key`` a repeated invoke returns the first run's ID.
         """
         o = options or ActionInvokeOptions()
-        value = wire.encode_action_invoke(to_bytes(input, "input"), o.priority, o.idempotency_key, o.delay_ms or 0)
+        value = wire.encode_action_invoke(payload_bytes(input, "input"), o.priority, o.idempotency_key, o.delay_ms or 0)
         _, reply = await self._client.request(
             OpCode.ACTION_INVOKE, namespace_of(o), name_bytes(name, "action name"), value
         )

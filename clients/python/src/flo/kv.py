@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional, Union
 
 from . import wire
-from ._util import BytesLike, name_bytes, namespace_of, to_bytes
+from ._util import BytesLike, name_bytes, namespace_of, payload_bytes, to_bytes
 from .options import DeleteOptions, GetOptions, HistoryOptions, PutOptions, ScanOptions
 from .results import ScanResult, VersionEntry
 from .wire import OpCode, Status, Tag
@@ -48,7 +48,7 @@ class KVClient:
         o = options or PutOptions()
         opts = wire.kv_put_options(o.ttl_seconds, o.cas_version, o.if_not_exists, o.if_exists)
         _, payload = await self._client.request(
-            OpCode.KV_PUT, namespace_of(o), name_bytes(key, "key"), to_bytes(value), opts
+            OpCode.KV_PUT, namespace_of(o), name_bytes(key, "key"), payload_bytes(value), opts
         )
         return wire.decode_kv_put(payload)
 

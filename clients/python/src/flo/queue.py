@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterable, Optional, Union
 
 from . import wire
-from ._util import BytesLike, name_bytes, namespace_of, seq_list, to_bytes
+from ._util import BytesLike, name_bytes, namespace_of, payload_bytes, seq_list
 from .options import (
     AckOptions,
     DequeueOptions,
@@ -39,7 +39,7 @@ class QueueClient:
         """Add a message and return its seq (the original seq for a held dedup key)."""
         o = options or EnqueueOptions()
         _, reply = await self._client.request(
-            OpCode.QUEUE_ENQUEUE, namespace_of(o), name_bytes(queue, "queue"), to_bytes(payload, "payload"),
+            OpCode.QUEUE_ENQUEUE, namespace_of(o), name_bytes(queue, "queue"), payload_bytes(payload, "payload"),
             wire.enqueue_options(o.priority, o.delay_ms, o.dedup_key),
         )
         return wire.decode_seq(reply)

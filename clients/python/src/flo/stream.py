@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterable, Optional, Union
 
 from . import wire
-from ._util import BytesLike, name_bytes, namespace_of, seq_list, to_bytes
+from ._util import BytesLike, name_bytes, namespace_of, payload_bytes, seq_list
 from .errors import ValidationError
 from .options import (
     StreamAppendOptions,
@@ -70,7 +70,7 @@ class StreamClient:
         o = options or StreamAppendOptions()
         ts = o.timestamp if o.timestamp is not None else o.timestamp_ms
         _, reply = await self._client.request(
-            OpCode.STREAM_APPEND, namespace_of(o), name_bytes(stream, "stream"), to_bytes(payload, "payload"),
+            OpCode.STREAM_APPEND, namespace_of(o), name_bytes(stream, "stream"), payload_bytes(payload, "payload"),
             wire.stream_append_options(o.partition_key, ts), allow=(Status.NOT_FOUND,),
         )
         return wire.decode_stream_append_result(reply)

@@ -62,7 +62,12 @@ HEADER_SIZE = 24
 
 MAX_NAMESPACE_BYTES = 255
 MAX_KEY_BYTES = 65535
+#: Largest value, payload, action input or result (SEMANTICS §8.2).
 MAX_VALUE_BYTES = 16 * 1024 * 1024
+#: Largest envelope value: an action input or a task result of MAX_VALUE_BYTES travels
+#: behind a few fields of its own (priority, idempotency key, task id …), so the
+#: envelope allows some room beyond it; the server's frame limit is 16 MiB + 192 KiB.
+MAX_ENVELOPE_VALUE_BYTES = MAX_VALUE_BYTES + 64 * 1024
 MAX_OPTION_BYTES = 255
 MAX_OPTIONS_BYTES = 65535
 #: Largest response payload the client accepts. One reply may carry many values: a
@@ -271,8 +276,8 @@ def encode_envelope(namespace: str, key: bytes = b"", value: bytes = b"", option
         raise ValidationError(f"namespace is {len(ns)} bytes; at most {MAX_NAMESPACE_BYTES} allowed")
     if len(key) > MAX_KEY_BYTES:
         raise ValidationError(f"key is {len(key)} bytes; at most {MAX_KEY_BYTES} allowed")
-    if len(value) > MAX_VALUE_BYTES:
-        raise ValidationError(f"value is {len(value)} bytes; at most {MAX_VALUE_BYTES} allowed")
+    if len(value) > MAX_ENVELOPE_VALUE_BYTES:
+        raise ValidationError(f"value is {len(value)} bytes; at most {MAX_ENVELOPE_VALUE_BYTES} allowed")
     if len(options) > MAX_OPTIONS_BYTES:
         raise ValidationError(f"options are {len(options)} bytes; at most {MAX_OPTIONS_BYTES} allowed")
     return b"".join(
@@ -335,7 +340,7 @@ def encode_request(
     this is the client's hot path, so it avoids the intermediate calls.
     """
     ns = namespace.encode("utf-8")
-    if len(ns) > MAX_NAMESPACE_BYTES or len(key) > MAX_KEY_BYTES or len(value) > MAX_VALUE_BYTES \
+    if len(ns) > MAX_NAMESPACE_BYTES or len(key) > MAX_KEY_BYTES or len(value) > MAX_ENVELOPE_VALUE_BYTES \
             or len(options) > MAX_OPTIONS_BYTES:
         encode_envelope(namespace, key, value, options)  # raises the precise ValidationError
     payload = b"".join(
@@ -641,9 +646,9 @@ def decode_seq(payload: bytes) -> int:
 
 def clamp_u32(v: int) -> int:
     """Fit a count or limit into its u32 option. The server clamps counts and limits
-    to their range (a count of 0 means 1, a limit of 0 the default), so a value
-    below 0 or past u32 is clamped here rather than raised (SEMANTICS §2.5, §2.6,
-    §3.3, §3.8, D26)."""
+    to their range (a count of 0 means 1 or the default, a limit of 0 the default), so
+    a value below 0 or past u32 is clamped here rather than raised (SEMANTICS §2.5,
+    §2.6, §3.3, §3.8, §4.3, §4.4, D26)."""
     return min(max(int(v), 0), 0xFFFFFFFF)
 
 
@@ -651,7 +656,8 @@ def dequeue_options(count: int, visibility_timeout_ms: Optional[int] = None, blo
     """DEQUEUE options: COUNT (always), VISIBILITY_TIMEOUT_MS, BLOCK_MS."""
     o = Options().u32(Tag.COUNT, clamp_u32(count))
     if visibility_timeout_ms is not None:
-        o.u32(Tag.VISIBILITY_TIMEOUT_MS, visibility_timeout_ms)
+        # The server clamps the timeout to 12 h (SEMANTICS §3.3); a negative one is still refused.
+        o.u32(Tag.VISIBILITY_TIMEOUT_MS, min(visibility_timeout_ms, 0xFFFFFFFF))
     if block_ms is not None:
         o.u32(Tag.BLOCK_MS, block_ms)
     return o.build()
@@ -772,7 +778,7 @@ def stream_read_options(
     if partition is not None:
         o.u32(Tag.PARTITION, partition)
     if count is not None:
-        o.u32(Tag.COUNT, count)
+        o.u32(Tag.COUNT, clamp_u32(count))
     if block_ms is not None:
         o.u32(Tag.BLOCK_MS, block_ms)
     return o.build()
@@ -787,7 +793,7 @@ def group_read_options(
     """GROUP_READ options: COUNT, BLOCK_MS, then flo's group settings (ACK_TIMEOUT_MS, MAX_DELIVER)."""
     o = Options()
     if count is not None:
-        o.u32(Tag.COUNT, count)
+        o.u32(Tag.COUNT, clamp_u32(count))
     if block_ms is not None:
         o.u32(Tag.BLOCK_MS, block_ms)
     return o.build() + group_join_options(ack_timeout_ms, max_deliver)
@@ -1039,7 +1045,7 @@ def decode_action_status(payload: bytes) -> ActionRunStatus:
 
 def encode_action_list_request(limit: int = 100, cursor: Optional[bytes] = None) -> bytes:
     """Encode the LIST value ``[limit:u32][cursor: bytes to end]`` (the cursor is a flo extension)."""
-    return struct.pack("<I", limit) + (cursor or b"")
+    return struct.pack("<I", clamp_u32(limit)) + (cursor or b"")
 
 
 def encode_action_list(actions: Sequence[ActionInfo], has_more: bool = False, cursor: bytes = b"") -> bytes:
@@ -1205,7 +1211,7 @@ def worker_fail_options(retry: bool) -> bytes:
 
 def encode_worker_list_request(limit: int = 100, cursor: Optional[bytes] = None) -> bytes:
     """Encode the WORKER_LIST value ``[limit:u32][cursor: bytes to end]``."""
-    return struct.pack("<I", limit) + (cursor or b"")
+    return struct.pack("<I", clamp_u32(limit)) + (cursor or b"")
 
 
 def encode_worker_list(workers: Sequence[WorkerInfo], has_more: bool = False, cursor: bytes = b"") -> bytes:

@@ -17,16 +17,19 @@ touch, list. :class:`Worker` builds a task runner on top of it::
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import inspect
 import json
 import logging
 import os
 import random
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Sequence, Union
 
 from . import wire
-from ._util import BytesLike, name_bytes, namespace_of, to_bytes
+from ._util import BytesLike, name_bytes, namespace_of, payload_bytes, to_bytes
 from .errors import ConflictError, FloError, NonRetryableError, NotFoundError, ValidationError
 from .options import (
     ActionRegisterOptions,
@@ -102,7 +105,7 @@ class WorkerClient:
         """Record the run's result; the first terminal report wins."""
         await self._client.request(
             OpCode.WORKER_COMPLETE, namespace_of(options), name_bytes(worker_id, "worker id"),
-            wire.encode_worker_complete(task_id, to_bytes(result, "result")),
+            wire.encode_worker_complete(task_id, payload_bytes(result, "result")),
         )
 
     async def fail(
@@ -241,6 +244,9 @@ class Worker:
         self._poll: Optional[asyncio.Task[WorkerAwaitResult]] = None
         self._stopping: Optional[asyncio.Event] = None
         self._started: Optional[asyncio.Event] = None
+        # Plain handlers run here: asyncio's default executor may have fewer threads
+        # than `concurrency`, which would leave claimed tasks waiting for one.
+        self._executor: Optional[ThreadPoolExecutor] = None
         self.completed = 0
         self.failed = 0
 
@@ -310,6 +316,9 @@ class Worker:
                 t.cancel()
             if pending:
                 await asyncio.wait(pending)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)  # threads of cancelled handlers finish on their own
+            self._executor = None
 
     async def __aenter__(self) -> "Worker":
         await self.start()
@@ -424,10 +433,15 @@ class Worker:
                 if inspect.iscoroutinefunction(handler):
                     out = await handler(ctx)
                 else:
-                    out = await asyncio.to_thread(handler, ctx)
+                    if self._executor is None:
+                        self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="flo-worker")
+                    call = functools.partial(contextvars.copy_context().run, handler, ctx)
+                    out = await asyncio.get_running_loop().run_in_executor(self._executor, call)
                     if inspect.isawaitable(out):
                         out = await out
                 output = encode_output(out)
+                if len(output) > wire.MAX_VALUE_BYTES:
+                    raise ValidationError(f"result is {len(output)} bytes; at most {wire.MAX_VALUE_BYTES} allowed")
             except asyncio.CancelledError:
                 await asyncio.shield(self._report_fail(task, "worker stopped before the handler finished", True))
                 raise
