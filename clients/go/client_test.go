@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -41,54 +42,34 @@ func TestClient_CloseEndsBlockingCallsInFlight(t *testing.T) {
 	}
 }
 
-// A negative Block other than Forever waits without limit, as Forever does
-// (and as the CLI's --block -1s does): it used to go out as 0 (forever) on
-// the wire while the client gave up after Options.Timeout.
-func TestClient_NegativeBlockWaitsForever(t *testing.T) {
+// TestClient_NegativeOrHugeBlockWaitsForever: a negative Block other than
+// Forever waits without limit, as Forever does (and as the CLI's --block
+// -1s does) — it went out as 0 (forever) on the wire while the client gave
+// up after Options.Timeout; a Block too long to add Timeout to waits too —
+// the sum wrapped negative and the call failed at once.
+func TestClient_NegativeOrHugeBlockWaitsForever(t *testing.T) {
 	t.Parallel()
 	srv := flotest.Start(t, flotest.Options{})
-	c := srv.Client(t, flo.Options{Timeout: 200 * time.Millisecond})
 	ctx := context.Background()
-	type result struct {
-		v   []byte
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		v, err := c.KV.Get(ctx, "later", &flo.GetOptions{Block: -time.Second})
-		got <- result{v, err}
-	}()
-	time.Sleep(time.Second) // well past the client timeout
-	if _, err := srv.Client(t, flo.Options{}).KV.Put(ctx, "later", []byte("v"), nil); err != nil {
-		t.Fatal(err)
-	}
-	if r := <-got; r.err != nil || string(r.v) != "v" {
-		t.Fatalf("get with Block -1s = %q, %v; want the value put later", r.v, r.err)
-	}
-}
-
-// A Block too long to add to Options.Timeout waits instead of failing at
-// once: the sum wrapped negative and the call's deadline had passed.
-func TestClient_HugeBlockWaits(t *testing.T) {
-	t.Parallel()
-	srv := flotest.Start(t, flotest.Options{})
-	c := srv.Client(t, flo.Options{})
-	ctx := context.Background()
-	type result struct {
-		v   []byte
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		v, err := c.KV.Get(ctx, "later", &flo.GetOptions{Block: time.Duration(math.MaxInt64)})
-		got <- result{v, err}
-	}()
-	time.Sleep(300 * time.Millisecond)
-	if _, err := srv.Client(t, flo.Options{}).KV.Put(ctx, "later", []byte("v"), nil); err != nil {
-		t.Fatal(err)
-	}
-	if r := <-got; r.err != nil || string(r.v) != "v" {
-		t.Fatalf("get with a huge Block = %q, %v; want the value put later", r.v, r.err)
+	for _, block := range []time.Duration{-time.Second, time.Duration(math.MaxInt64)} {
+		c := srv.Client(t, flo.Options{Timeout: 200 * time.Millisecond})
+		key := fmt.Sprint("later", block)
+		type result struct {
+			v   []byte
+			err error
+		}
+		got := make(chan result, 1)
+		go func() {
+			v, err := c.KV.Get(ctx, key, &flo.GetOptions{Block: block})
+			got <- result{v, err}
+		}()
+		time.Sleep(time.Second) // well past the client timeout
+		if _, err := srv.Client(t, flo.Options{}).KV.Put(ctx, key, []byte("v"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if r := <-got; r.err != nil || string(r.v) != "v" {
+			t.Fatalf("get with Block %v = %q, %v; want the value put later", block, r.v, r.err)
+		}
 	}
 }
 
