@@ -475,8 +475,11 @@ func (n *Node) pulseLoop() {
 			return
 		case <-t.C:
 		}
+		// The node's time, not the wall clock: after the clock steps back,
+		// commands are still stamped with the later time and see what is
+		// due by it, so the pulse must too.
 		due := n.fsm.NextDue()
-		if due == 0 || due > n.opts.Now().UnixNano() {
+		if due == 0 || due > n.now() {
 			continue
 		}
 		n.mu.Lock()

@@ -543,3 +543,35 @@ func TestNode_CancelledPopQueuedForRetryTakesNothing(t *testing.T) {
 		t.Fatalf("next pop got %d, want the item the cancelled pop must not take", v)
 	}
 }
+
+// TestNode_PulseFollowsTheNodeClock: after the system clock steps back,
+// commands keep the node's time (it never goes backwards), so work due by
+// that time is due for the pulse too; it must not wait for the wall clock
+// to catch up (SEMANTICS §1.2: time-based wake-ups within ~100 ms).
+func TestNode_PulseFollowsTheNodeClock(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	clock := time.Now()
+	m := &fifo{pulse: make(chan int64, 1)}
+	n := newNode(t, m, Options{PulseInterval: 5 * time.Millisecond, Now: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return clock
+	}})
+	stamped := n.now()
+	mu.Lock()
+	clock = clock.Add(-time.Hour)
+	mu.Unlock()
+	// Due at the node's time: a write stamped now would already see it.
+	m.mu.Lock()
+	m.due = stamped
+	m.mu.Unlock()
+	select {
+	case at := <-m.pulse:
+		if at < stamped {
+			t.Fatalf("pulse at %d, before the node's time %d", at, stamped)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no pulse for work due at the node's time after the clock stepped back")
+	}
+}
