@@ -445,8 +445,18 @@ func (n *Node) retryLoop() {
 		n.retryQ = n.retryQ[:0]
 		n.mu.Unlock()
 		// Every call taken is attempted, even if the node starts closing
-		// meanwhile (an attempt after the journal closed is answered).
+		// meanwhile (an attempt after the journal closed is answered),
+		// except a write whose connection ended while it was queued: it
+		// would take an item for nobody. It ends with its last result and
+		// passes the signal that woke it on to the next write.
 		for _, c := range batch {
+			if c.handler.Kind == command.Write && c.ctx.Err() != nil {
+				n.finish(c, c.last)
+				for _, k := range c.keys {
+					n.signal(k)
+				}
+				continue
+			}
 			n.attempt(c)
 		}
 		clear(batch)
@@ -465,8 +475,11 @@ func (n *Node) pulseLoop() {
 			return
 		case <-t.C:
 		}
+		// The node's time, not the wall clock: after the clock steps back,
+		// commands are still stamped with the later time and see what is
+		// due by it, so the pulse must too.
 		due := n.fsm.NextDue()
-		if due == 0 || due > n.opts.Now().UnixNano() {
+		if due == 0 || due > n.now() {
 			continue
 		}
 		n.mu.Lock()

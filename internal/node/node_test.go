@@ -23,6 +23,8 @@ const (
 	opPop  wire.Op = 0xE1
 	// opPopNow is a pop whose handler gives no wait keys: it never waits.
 	opPopNow wire.Op = 0xE2
+	// opPeek reads the oldest item without taking it, or comes back Empty.
+	opPeek wire.Op = 0xE3
 )
 
 const waitKey = "fifo"
@@ -38,6 +40,27 @@ type fifo struct {
 	// Group numbers (Committed calls before the command was applied) of
 	// the latest push and the latest pop that took an item.
 	groups, pushGroup, takeGroup int
+
+	// While holdReads is set, a peek reports on readHeld and then waits
+	// for holdReads to close (tests use it to hold the retry goroutine).
+	holdReads chan struct{}
+	readHeld  chan struct{}
+}
+
+func (f *fifo) peek(*command.Command) command.Result {
+	f.mu.Lock()
+	hold, held := f.holdReads, f.readHeld
+	f.mu.Unlock()
+	if hold != nil {
+		held <- struct{}{}
+		<-hold
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.items) == 0 {
+		return command.Result{Empty: true}
+	}
+	return command.Reply(binary.LittleEndian.AppendUint64(nil, f.items[0]))
 }
 
 func (f *fifo) Committed() {
@@ -52,6 +75,7 @@ func (f *fifo) Handlers() map[wire.Op]command.Handler {
 		opPush:   {Kind: command.Write},
 		opPop:    {Kind: command.Write, WaitKeys: keys},
 		opPopNow: {Kind: command.Write, WaitKeys: func(*command.Command) []string { return nil }},
+		opPeek:   {Kind: command.Read, Read: f.peek, WaitKeys: keys},
 	}
 }
 
@@ -70,8 +94,10 @@ func (f *fifo) Apply(cmd *command.Command, _ storage.Batch) command.Result {
 		}
 		return command.Result{}
 	case wire.Op(cmd.Op) == opPush:
-		f.next++
-		f.items = append(f.items, f.next)
+		for range max(1, len(cmd.Value)) { // a push of n bytes pushes n items
+			f.next++
+			f.items = append(f.items, f.next)
+		}
 		f.pushGroup = f.groups
 		return command.Result{Wake: []string{waitKey}}
 	case wire.Op(cmd.Op) == opPop, wire.Op(cmd.Op) == opPopNow:
@@ -452,5 +478,100 @@ func TestNode_NoWaitKeysMeansNoWait(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("a call with no wait keys parked")
 		}
+	}
+}
+
+// TestNode_CancelledPopQueuedForRetryTakesNothing: a pop woken by a signal
+// whose connection ends while it waits for its retry (the retry goroutine
+// is busy) is not attempted: it would take an item for nobody (SEMANTICS
+// §1.2: a parked call whose connection drops takes nothing).
+func TestNode_CancelledPopQueuedForRetryTakesNothing(t *testing.T) {
+	t.Parallel()
+	m := &fifo{}
+	n := newNode(t, m, Options{})
+	bg := context.Background()
+	peeked := make(chan command.Result, 1)
+	n.Do(bg, &command.Command{Op: command.Op(opPeek)}, Block{Enabled: true}, func(r command.Result) { peeked <- r })
+	first := make(chan command.Result, 1)
+	n.Do(bg, &command.Command{Op: command.Op(opPop)}, Block{Enabled: true}, func(r command.Result) { first <- r })
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	gone := make(chan command.Result, 1)
+	n.Do(ctx, &command.Command{Op: command.Op(opPop)}, Block{Enabled: true}, func(r command.Result) { gone <- r })
+	waitParked(t, n, 3)
+
+	release := make(chan struct{})
+	m.mu.Lock()
+	m.holdReads, m.readHeld = release, make(chan struct{}, 1)
+	m.mu.Unlock()
+	// Two items: the first pop takes one in the push's group and passes the
+	// signal on to the second pop, which is queued for its retry behind the
+	// peek's retry, held in its read.
+	pushed := make(chan command.Result, 1)
+	n.Do(bg, &command.Command{Op: command.Op(opPush), Value: []byte{0, 0}}, Block{}, func(r command.Result) { pushed <- r })
+	<-pushed
+	<-m.readHeld
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// Running, with the retry goroutine held: queued for its retry.
+		n.mu.Lock()
+		queued := false
+		for _, c := range n.waiters[waitKey] {
+			queued = queued || (c.ctx == ctx && c.running)
+		}
+		n.mu.Unlock()
+		if queued {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second pop was never woken")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	close(release)
+	if v := popped(<-first); v != 1 {
+		t.Fatalf("first pop got %d", v)
+	}
+	if r := <-peeked; popped(r) == 0 {
+		t.Fatalf("woken peek got %+v", r)
+	}
+	if v := popped(<-gone); v != 0 {
+		t.Fatalf("the pop whose connection ended took item %d", v)
+	}
+	if v := popped(do(bg, n, opPop, Block{})); v != 2 {
+		t.Fatalf("next pop got %d, want the item the cancelled pop must not take", v)
+	}
+}
+
+// TestNode_PulseFollowsTheNodeClock: after the system clock steps back,
+// commands keep the node's time (it never goes backwards), so work due by
+// that time is due for the pulse too; it must not wait for the wall clock
+// to catch up (SEMANTICS §1.2: time-based wake-ups within ~100 ms).
+func TestNode_PulseFollowsTheNodeClock(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	clock := time.Now()
+	m := &fifo{pulse: make(chan int64, 1)}
+	n := newNode(t, m, Options{PulseInterval: 5 * time.Millisecond, Now: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return clock
+	}})
+	stamped := n.now()
+	mu.Lock()
+	clock = clock.Add(-time.Hour)
+	mu.Unlock()
+	// Due at the node's time: a write stamped now would already see it.
+	m.mu.Lock()
+	m.due = stamped
+	m.mu.Unlock()
+	select {
+	case at := <-m.pulse:
+		if at < stamped {
+			t.Fatalf("pulse at %d, before the node's time %d", at, stamped)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no pulse for work due at the node's time after the clock stepped back")
 	}
 }
