@@ -233,9 +233,11 @@ func (m *Machine) info(cmd *command.Command) command.Result {
 	var i wire.StreamInfo
 	m.mu.RLock()
 	if l := m.lookupRead(cmd.Namespace, cmd.Key); l != nil {
-		i = wire.StreamInfo{LastOffset: l.last, Count: l.count(), Bytes: l.bytes}
-		if i.Count > 0 {
-			i.FirstOffset = l.first
+		// What is committed, as for reads: appends still being applied
+		// are not counted (cum - bytes is the cum before first).
+		i.LastOffset = l.visible
+		if l.visible >= l.first {
+			i = wire.StreamInfo{FirstOffset: l.first, LastOffset: l.visible, Count: l.visible - l.first + 1, Bytes: l.visibleCum - (l.cum - l.bytes)}
 		}
 	}
 	m.mu.RUnlock()

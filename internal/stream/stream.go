@@ -113,13 +113,15 @@ type log struct {
 	last  uint64 // newest offset applied
 	// visible is the newest offset committed (Committed): where readers'
 	// tail is, since the records after it are not in storage yet.
-	visible  uint64
-	bytes    uint64 // key+payload bytes of the retained records
-	cum      uint64 // key+payload bytes of every record ever appended
-	maxTs    int64  // largest timestamp ever appended
-	serverTs int64  // latest server-assigned timestamp
-	groups   map[string]*group
-	tail     tail // newest committed records, encoded
+	visible uint64
+	// visibleCum is cum as of visible: what info counts bytes up to.
+	visibleCum uint64
+	bytes      uint64 // key+payload bytes of the retained records
+	cum        uint64 // key+payload bytes of every record ever appended
+	maxTs      int64  // largest timestamp ever appended
+	serverTs   int64  // latest server-assigned timestamp
+	groups     map[string]*group
+	tail       tail // newest committed records, encoded
 }
 
 func (l *log) count() uint64 {
@@ -406,7 +408,7 @@ func (m *Machine) loadLog(r storage.Reader, l *log) error {
 	if !found {
 		l.first, l.bytes = l.last+1, 0
 	}
-	l.visible = l.last
+	l.visible, l.visibleCum = l.last, l.cum
 	return m.loadGroups(r, l)
 }
 

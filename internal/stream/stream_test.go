@@ -850,3 +850,30 @@ func TestMachine_RecordListsStopAtMaxReplyBytes(t *testing.T) {
 		t.Fatalf("second group read under the limit: %v", more)
 	}
 }
+
+// TestMachine_InfoIgnoresUncommittedAppends: while a group with an append
+// is being applied (not committed), STREAM_INFO answers the committed
+// stream, like reads: it must not name a last offset that a read of that
+// offset cannot return yet.
+func TestMachine_InfoIgnoresUncommittedAppends(t *testing.T) {
+	t.Parallel()
+	f := setup(t, Limits{})
+	f.append("s", "a", nil)
+	f.append("s", "bb", nil)
+	want := f.info("s")
+	b := f.db.NewBatch() // a group in progress: applied, not committed
+	f.m.Apply(&command.Command{Op: command.Op(wire.OpStreamAppend), Time: f.now + 1, Namespace: "ns", Key: []byte("s"), Value: []byte("ccc")}, b)
+	if got := f.info("s"); got != want {
+		t.Fatalf("info during an uncommitted append: %+v, want %+v", got, want)
+	}
+	if got := f.read("s", startAt(wire.StreamID{Sequence: 3})); len(got) != 0 {
+		t.Fatalf("read of the uncommitted offset: %v", got)
+	}
+	if err := f.db.Commit(b, false); err != nil {
+		t.Fatal(err)
+	}
+	f.m.Committed()
+	if got := f.info("s"); got != (wire.StreamInfo{FirstOffset: 1, LastOffset: 3, Count: 3, Bytes: 6}) {
+		t.Fatalf("info after the commit: %+v", got)
+	}
+}

@@ -87,6 +87,7 @@ type segmentRef struct {
 type appendedRecord struct {
 	l   *log
 	off uint64
+	cum uint64 // the stream's cum after the record
 	enc []byte
 }
 
@@ -94,7 +95,7 @@ type appendedRecord struct {
 // value), for Committed to publish.
 func (c *tailCache) appendedRecord(l *log, off uint64, h *recordHeader, v []byte) {
 	enc := appendWireRecord(nil, off, h, v, wire.StreamTierHot)
-	c.appended = append(c.appended, appendedRecord{l: l, off: off, enc: enc})
+	c.appended = append(c.appended, appendedRecord{l: l, off: off, cum: h.cumBytes, enc: enc})
 }
 
 // publish moves the records of the committed group into their streams'
@@ -103,6 +104,7 @@ func (c *tailCache) appendedRecord(l *log, off uint64, h *recordHeader, v []byte
 func (c *tailCache) publish() {
 	for _, r := range c.appended {
 		r.l.visible = max(r.l.visible, r.off)
+		r.l.visibleCum = max(r.l.visibleCum, r.cum)
 		t := &r.l.tail
 		switch {
 		case r.off < r.l.first:
