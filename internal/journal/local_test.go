@@ -76,8 +76,19 @@ func TestLocal_AckedWritesSurviveACrash(t *testing.T) {
 			}
 		}()
 	}
-	// Crash while writers are busy: the clone holds only what was synced.
-	time.Sleep(20 * time.Millisecond)
+	// Crash while writers are busy (some writes acknowledged, most not yet
+	// made): the clone holds only what was synced.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d writes acknowledged in 30s", n)
+		}
+	}
 	mu.Lock()
 	ackedAtCrash := append([]string(nil), acked...)
 	clone := s.fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rand.New(rand.NewPCG(1, 2))})

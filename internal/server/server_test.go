@@ -413,6 +413,8 @@ func TestServer_UnreadRepliesStopReadingAtTheByteLimit(t *testing.T) {
 	// nothing yet. Far less than 200 MiB fits in socket buffers, so the
 	// server must stop reading long before the put.
 	rc := dialRaw(t, srv.Addr)
+	// 200 MiB of replies take a while under -race on a loaded machine.
+	_ = rc.nc.SetDeadline(time.Now().Add(2 * time.Minute))
 	var batch []byte
 	for i := uint64(1); i <= 200; i++ {
 		batch = wire.AppendFrame(batch, i, byte(wire.OpKVGet), wire.AppendRequest(nil, &wire.Request{Key: []byte("big")}))
