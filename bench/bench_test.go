@@ -213,3 +213,27 @@ func BenchmarkActionThroughput(b *testing.B) {
 		benchCase(b, "action-throughput", "sync", Config{Conns: 50, Workers: 8})
 	})
 }
+
+// With an even number of rounds the median of the per-round ratios is the
+// mean of the two middle ones, not the higher (with two rounds that would
+// publish the better of the two ratios).
+func TestSummarize_EvenRoundsRatioMedian(t *testing.T) {
+	t.Parallel()
+	var rs []*Result
+	for i, ratio := range []float64{1.0, 2.0, 1.2, 1.6} {
+		rs = append(rs, &Result{Scenario: "s", System: "flo", Elapsed: time.Second, Items: int64(100 + i),
+			Ratios: []Ratio{{System: "peer", Value: ratio}}, Round: i + 1})
+	}
+	for _, tc := range []struct {
+		rounds int
+		want   float64
+	}{{2, 1.5}, {4, 1.4}, {3, 1.2}} {
+		sum := Summarize(rs[:tc.rounds])
+		if len(sum) != 1 || len(sum[0].Ratios) != 1 {
+			t.Fatalf("%d rounds: summary %+v", tc.rounds, sum)
+		}
+		if got := sum[0].Ratios[0].Value; got < tc.want-1e-9 || got > tc.want+1e-9 {
+			t.Errorf("%d rounds: median ratio %.3f, want %.3f", tc.rounds, got, tc.want)
+		}
+	}
+}
