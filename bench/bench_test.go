@@ -237,3 +237,29 @@ func TestSummarize_EvenRoundsRatioMedian(t *testing.T) {
 		}
 	}
 }
+
+// A connection that finds nothing left may take a while to say so (a
+// JetStream fetch waits for its expiry); the measured time ends with the
+// last operation that did something, not with that wait.
+func TestRun_DrainedWaitNotMeasured(t *testing.T) {
+	t.Parallel()
+	d := DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
+		left := 20
+		return func(ctx context.Context) (Done, error) {
+			if left == 0 {
+				time.Sleep(500 * time.Millisecond) // an empty fetch expiring
+				return Done{}, ErrDrained
+			}
+			left--
+			time.Sleep(5 * time.Millisecond)
+			return Done{}, nil
+		}, nil, nil
+	})
+	r, err := Run(context.Background(), Config{Conns: 2, Duration: time.Minute, Warmup: -1}, "test", "fake", d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Ops != 40 || r.Elapsed > 300*time.Millisecond {
+		t.Errorf("ops %d in %v, want 40 in about 100ms", r.Ops, r.Elapsed)
+	}
+}
