@@ -263,3 +263,21 @@ func TestRun_DrainedWaitNotMeasured(t *testing.T) {
 		t.Errorf("ops %d in %v, want 40 in about 100ms", r.Ops, r.Elapsed)
 	}
 }
+
+// stream-read reads exactly Records records, even when a batch is larger
+// than the server returns per read (flo returns at most 1,000).
+func TestStreamRead_ReadsExactlyRecords(t *testing.T) {
+	t.Parallel()
+	s, _ := Lookup("stream-read")
+	for _, batch := range []int{700, 2000} {
+		env := &Env{Cfg: Config{Records: 3000, Batch: batch, Duration: 10 * time.Second}, Durability: []string{"sync"},
+			Peers: map[string]bool{}, StartFlo: inProcess(t)}
+		if err := env.RunScenario(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		r := env.Results[0]
+		if r.Skipped != "" || r.Errors != 0 || r.Items != 3000 {
+			t.Errorf("batch %d: read %d records (errors %d, skipped %q), want 3000", batch, r.Items, r.Errors, r.Skipped)
+		}
+	}
+}
