@@ -213,3 +213,71 @@ func BenchmarkActionThroughput(b *testing.B) {
 		benchCase(b, "action-throughput", "sync", Config{Conns: 50, Workers: 8})
 	})
 }
+
+// With an even number of rounds the median of the per-round ratios is the
+// mean of the two middle ones, not the higher (with two rounds that would
+// publish the better of the two ratios).
+func TestSummarize_EvenRoundsRatioMedian(t *testing.T) {
+	t.Parallel()
+	var rs []*Result
+	for i, ratio := range []float64{1.0, 2.0, 1.2, 1.6} {
+		rs = append(rs, &Result{Scenario: "s", System: "flo", Elapsed: time.Second, Items: int64(100 + i),
+			Ratios: []Ratio{{System: "peer", Value: ratio}}, Round: i + 1})
+	}
+	for _, tc := range []struct {
+		rounds int
+		want   float64
+	}{{2, 1.5}, {4, 1.4}, {3, 1.2}} {
+		sum := Summarize(rs[:tc.rounds])
+		if len(sum) != 1 || len(sum[0].Ratios) != 1 {
+			t.Fatalf("%d rounds: summary %+v", tc.rounds, sum)
+		}
+		if got := sum[0].Ratios[0].Value; got < tc.want-1e-9 || got > tc.want+1e-9 {
+			t.Errorf("%d rounds: median ratio %.3f, want %.3f", tc.rounds, got, tc.want)
+		}
+	}
+}
+
+// A connection that finds nothing left may take a while to say so (a
+// JetStream fetch waits for its expiry); the measured time ends with the
+// last operation that did something, not with that wait.
+func TestRun_DrainedWaitNotMeasured(t *testing.T) {
+	t.Parallel()
+	d := DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
+		left := 20
+		return func(ctx context.Context) (Done, error) {
+			if left == 0 {
+				time.Sleep(500 * time.Millisecond) // an empty fetch expiring
+				return Done{}, ErrDrained
+			}
+			left--
+			time.Sleep(5 * time.Millisecond)
+			return Done{}, nil
+		}, nil, nil
+	})
+	r, err := Run(context.Background(), Config{Conns: 2, Duration: time.Minute, Warmup: -1}, "test", "fake", d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Ops != 40 || r.Elapsed > 300*time.Millisecond {
+		t.Errorf("ops %d in %v, want 40 in about 100ms", r.Ops, r.Elapsed)
+	}
+}
+
+// stream-read reads exactly Records records, even when a batch is larger
+// than the server returns per read (flo returns at most 1,000).
+func TestStreamRead_ReadsExactlyRecords(t *testing.T) {
+	t.Parallel()
+	s, _ := Lookup("stream-read")
+	for _, batch := range []int{700, 2000} {
+		env := &Env{Cfg: Config{Records: 3000, Batch: batch, Duration: 10 * time.Second}, Durability: []string{"sync"},
+			Peers: map[string]bool{}, StartFlo: inProcess(t)}
+		if err := env.RunScenario(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		r := env.Results[0]
+		if r.Skipped != "" || r.Errors != 0 || r.Items != 3000 {
+			t.Errorf("batch %d: read %d records (errors %d, skipped %q), want 3000", batch, r.Items, r.Errors, r.Skipped)
+		}
+	}
+}

@@ -442,8 +442,7 @@ func Summarize(results []*Result) []*Result {
 					}
 				}
 			}
-			sort.Float64s(vs)
-			med.Ratios = append(med.Ratios, Ratio{System: ra.System, Value: vs[len(vs)/2]})
+			med.Ratios = append(med.Ratios, Ratio{System: ra.System, Value: median(vs)})
 		}
 		if len(ran) > 1 {
 			med.Extra = append(med.Extra, KV{"rounds", fmt.Sprint(len(ran))},
@@ -452,6 +451,17 @@ func Summarize(results []*Result) []*Result {
 		out = append(out, &med)
 	}
 	return out
+}
+
+// median is the middle value of vs, or the mean of the two middle ones when
+// there is an even number (the higher one would favour one side).
+func median(vs []float64) float64 {
+	sort.Float64s(vs)
+	n := len(vs)
+	if n%2 == 0 {
+		return (vs[n/2-1] + vs[n/2]) / 2
+	}
+	return vs[n/2]
 }
 
 // Markdown renders results as a table: scenario, system, ops/s, p50, p99,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
@@ -193,33 +194,43 @@ func natsCycleDriver(ctx context.Context, e *Env) (Driver, error) {
 		}
 		done += n
 	}
+	// Each connection binds one pull subscription to the durable consumer
+	// and fetches one message at a time into its inbox. (jetstream's
+	// Consumer.Fetch subscribes a new inbox for every fetch and unsubscribes
+	// it after: a SUB and an UNSUB per message, which no NATS consumer that
+	// lives longer than one message pays; in six alternating 3 s rounds they
+	// cost the server 3–20% more CPU per cycle, the client 15–30%, and NATS
+	// a median ~8% of its cycles/s.)
 	return DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
-		nc, js, err := natsConn(url)
+		nc, err := nats.Connect(url, nats.Timeout(5*time.Second))
 		if err != nil {
 			return nil, nil, err
 		}
-		cons, err := js.Consumer(ctx, natsWQStream, natsConsumer)
+		js, err := nc.JetStream()
+		if err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+		sub, err := js.PullSubscribe(natsWQSubj, natsConsumer, nats.Bind(natsWQStream, natsConsumer))
 		if err != nil {
 			nc.Close()
 			return nil, nil, err
 		}
 		return func(ctx context.Context) (Done, error) {
-			batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+			ms, err := sub.Fetch(1, nats.MaxWait(time.Second))
+			if errors.Is(err, nats.ErrTimeout) {
+				return Done{}, ErrDrained
+			}
 			if err != nil {
 				return Done{}, err
 			}
-			n := 0
-			for m := range batch.Messages() {
-				n++
-				if err := m.DoubleAck(ctx); err != nil {
-					return Done{}, err
-				}
+			if len(ms) != 1 {
+				return Done{}, fmt.Errorf("fetched %d messages, want 1", len(ms))
 			}
-			if err := batch.Error(); err != nil {
+			// AckSync waits for the server to confirm the ack, as DoubleAck
+			// does and as ours does.
+			if err := ms[0].AckSync(nats.Context(ctx)); err != nil {
 				return Done{}, err
-			}
-			if n == 0 {
-				return Done{}, ErrDrained
 			}
 			return Done{}, nil
 		}, nc.Close, nil

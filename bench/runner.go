@@ -265,6 +265,10 @@ func run(ctx context.Context, cfg Config, conns int, scenario, system string, d 
 	defer cancel()
 	start := time.Now()
 	var measureStart atomic.Int64
+	// lastDone is when the latest counted operation ended: a run that ends
+	// because every connection drained is measured up to it, not up to the
+	// last connection's finding out (a JetStream fetch waits its expiry).
+	var lastDone atomic.Int64
 	measureStart.Store(start.UnixNano())
 	for i := range conns {
 		st := &connState{}
@@ -283,6 +287,7 @@ func run(ctx context.Context, cfg Config, conns int, scenario, system string, d 
 				t0 := time.Now()
 				done, err := op(runCtx)
 				lat := time.Since(t0)
+				end := t0.UnixNano() + int64(lat)
 				if errors.Is(err, ErrDrained) {
 					return
 				}
@@ -307,6 +312,10 @@ func run(ctx context.Context, cfg Config, conns int, scenario, system string, d 
 					st.interval.Record(lat)
 				}
 				st.mu.Unlock()
+				if err == nil {
+					for last := lastDone.Load(); end > last && !lastDone.CompareAndSwap(last, end); last = lastDone.Load() {
+					}
+				}
 			}
 		}(ops[i])
 	}
@@ -343,12 +352,14 @@ func run(ctx context.Context, cfg Config, conns int, scenario, system string, d 
 	}
 	lastTick := mStart
 	var lastOps int64
+	drained := false
 loop:
 	for {
 		select {
 		case <-deadline.C:
 			break loop
 		case <-allDone:
+			drained = true
 			break loop
 		case <-ctx.Done():
 			break loop
@@ -371,6 +382,9 @@ loop:
 		}
 	}
 	elapsed := time.Since(mStart)
+	if last := time.Unix(0, lastDone.Load()); drained && last.After(mStart) {
+		elapsed = last.Sub(mStart)
+	}
 	phase.Store(phaseStop)
 	cancel()
 	wg.Wait()

@@ -97,7 +97,9 @@ func natsPublishDriver(ctx context.Context, e *Env) (Driver, error) {
 
 func streamReadCases(e *Env) []Case {
 	fs := e.floSystems()[0]
-	ops := int64((e.Cfg.Records + e.Cfg.Batch - 1) / e.Cfg.Batch)
+	// Each read returns at least one record; the run ends when Records are
+	// read (a server may return fewer than Batch per read: flo at most 1,000).
+	ops := int64(e.Cfg.Records)
 	extra := func(r *Result) {
 		r.Extra = append(r.Extra, KV{"records", fmt.Sprint(e.Cfg.Records)}, KV{"batch", fmt.Sprint(e.Cfg.Batch)})
 	}
@@ -125,8 +127,12 @@ func floReadDriver(durability string) func(ctx context.Context, e *Env) (Driver,
 		}
 		return floConns(addr, func(_ int, c *flo.Client) Op {
 			var next uint64
+			read := 0
 			return func(ctx context.Context) (Done, error) {
-				rs, err := c.Stream.Read(ctx, benchStream, &flo.StreamReadOptions{Offset: next, Count: e.Cfg.Batch})
+				if read >= e.Cfg.Records {
+					return Done{}, ErrDrained
+				}
+				rs, err := c.Stream.Read(ctx, benchStream, &flo.StreamReadOptions{Offset: next, Count: min(e.Cfg.Batch, e.Cfg.Records-read)})
 				if err != nil {
 					return Done{}, err
 				}
@@ -134,6 +140,7 @@ func floReadDriver(durability string) func(ctx context.Context, e *Env) (Driver,
 					return Done{}, ErrDrained
 				}
 				next = rs[len(rs)-1].Offset + 1
+				read += len(rs)
 				return Done{N: len(rs)}, nil
 			}
 		}), nil
@@ -162,9 +169,18 @@ func redisXRangeDriver(fsync string) func(ctx context.Context, e *Env) (Driver, 
 		}
 		return DriverFunc(func(ctx context.Context, i int) (Op, func(), error) {
 			rc := redisClient(addr)
+			// Connect now, as the flo side does, not in the first read.
+			if err := rc.Ping(ctx).Err(); err != nil {
+				rc.Close()
+				return nil, nil, err
+			}
 			start := "-"
+			read := 0
 			return func(ctx context.Context) (Done, error) {
-				msgs, err := rc.XRangeN(ctx, benchStream, start, "+", int64(e.Cfg.Batch)).Result()
+				if read >= e.Cfg.Records {
+					return Done{}, ErrDrained
+				}
+				msgs, err := rc.XRangeN(ctx, benchStream, start, "+", int64(min(e.Cfg.Batch, e.Cfg.Records-read))).Result()
 				if err != nil {
 					return Done{}, err
 				}
@@ -172,6 +188,7 @@ func redisXRangeDriver(fsync string) func(ctx context.Context, e *Env) (Driver, 
 					return Done{}, ErrDrained
 				}
 				start = "(" + msgs[len(msgs)-1].ID
+				read += len(msgs)
 				return Done{N: len(msgs)}, nil
 			}, func() { rc.Close() }, nil
 		}), nil
