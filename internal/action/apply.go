@@ -602,6 +602,10 @@ func (t *txn) completeReport(worker []byte, rep wire.TaskReport) command.Result 
 		return badRequest("result is %d bytes, over the %d-byte limit", len(rep.Data), MaxInputBytes)
 	}
 	w, _ := t.worker(worker, false)
+	if w != nil {
+		// Even a refused report names the worker: keep its last-seen time.
+		defer t.putWorker(w)
+	}
 	r, live := t.lookup(rep.TaskID)
 	switch {
 	case r == nil:
@@ -616,7 +620,6 @@ func (t *txn) completeReport(worker []byte, rep wire.TaskReport) command.Result 
 		if st := w.stat(r.action); st != nil {
 			st.runs++
 		}
-		t.putWorker(w)
 	}
 	r.hasErr, r.errMsg = false, nil
 	r.hasResult, r.result = true, bytes.Clone(rep.Data)
@@ -655,6 +658,9 @@ func (t *txn) fail(cmd *command.Command) command.Result {
 		return badRequest("error message is %d bytes, over the %d-byte limit", len(rep.Data), MaxErrorBytes)
 	}
 	w, _ := t.worker(cmd.Key, false)
+	if w != nil {
+		defer t.putWorker(w) // even when refused (see completeReport)
+	}
 	r, live := t.lookup(rep.TaskID)
 	if res := t.held(r, live, cmd.Key, rep.TaskID); res.Err != nil {
 		return res
@@ -664,7 +670,6 @@ func (t *txn) fail(cmd *command.Command) command.Result {
 		if st := w.stat(r.action); st != nil {
 			st.fails++
 		}
-		t.putWorker(w)
 	}
 	r.hasErr, r.errMsg = true, bytes.Clone(rep.Data)
 	if r.errMsg == nil {
@@ -697,6 +702,9 @@ func (t *txn) touch(cmd *command.Command) command.Result {
 		return badRequest("extend_ms %d is over the limit of %d", tc.ExtendMs, MaxLeaseMs)
 	}
 	w, _ := t.worker(cmd.Key, false)
+	if w != nil {
+		defer t.putWorker(w) // even when refused (see completeReport)
+	}
 	r, live := t.lookup(tc.TaskID)
 	if res := t.held(r, live, cmd.Key, tc.TaskID); res.Err != nil {
 		return res
@@ -704,8 +712,5 @@ func (t *txn) touch(cmd *command.Command) command.Result {
 	r.leaseMs = t.now + int64(tc.ExtendMs)
 	t.m.timers.Fix(r)
 	t.putRun(r)
-	if w != nil {
-		t.putWorker(w)
-	}
 	return command.Result{}
 }

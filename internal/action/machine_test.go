@@ -680,3 +680,32 @@ func TestMachine_ReregisterWithATypeListedTwiceKeepsItOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestMachine_RefusedReportStillRefreshesLastSeenDurably: a complete, fail
+// or touch that is refused (unknown or ended task, another holder) still
+// names the worker, so its last-seen time is refreshed, and in storage: a
+// restart shows the same last-seen time as before it.
+func TestMachine_RefusedReportStillRefreshesLastSeenDurably(t *testing.T) {
+	for _, r := range []req{
+		reportReq(wire.OpWorkerComplete, "w", "run-99", "", false),
+		reportReq(wire.OpWorkerFail, "w", "run-99", "", true),
+		touchReq("w", "run-99", 1000),
+	} {
+		h := setup(t, Limits{})
+		h.ok(t0, req{op: wire.OpWorkerRegister, key: "w", value: wire.AppendWorkerRegister(nil, &wire.WorkerRegister{TaskTypes: []string{"a"}})})
+		if res := h.apply(t0+60_000, r); statusOf(res.Err) != wire.StatusNotFound {
+			t.Fatalf("%v of an unknown task: %v", r.op, res.Err)
+		}
+		for _, check := range []func(){func() {}, h.reload} {
+			check()
+			res := h.read(t0+100_000, req{op: wire.OpWorkerList})
+			l, err := wire.DecodeWorkerList(res.Body)
+			if err != nil || len(l.Workers) != 1 {
+				t.Fatalf("list = %+v, %v", l, err)
+			}
+			if w := l.Workers[0]; w.LastSeenMs != t0+60_000 || w.State != wire.WorkerActive {
+				t.Fatalf("%v: worker after a refused report = last seen %d, %v", r.op, w.LastSeenMs-t0, w.State)
+			}
+		}
+	}
+}

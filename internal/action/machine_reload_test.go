@@ -1,0 +1,198 @@
+package action
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/floruntime/flo/internal/command"
+	"github.com/floruntime/flo/wire"
+)
+
+// TestMachine_ReloadedAnswersLikeNeverReloaded drives three machines with
+// one seeded stream of writes under a moving clock (short leases, backoffs,
+// delays, day-long jumps that reach retention). The second is rebuilt from
+// storage (Load) at random points; the third is pulsed at every timer's due
+// time (the others notice timers only when the next write comes). After
+// every write all must give the same reply, every read (status of every run
+// ever issued, at the write's time and a little later; action and worker
+// lists) must agree, and storage must end byte-identical.
+func TestMachine_ReloadedAnswersLikeNeverReloaded(t *testing.T) {
+	t.Parallel()
+	for seed := uint64(1); seed <= 2; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			t.Parallel()
+			reloadedAnswersLikeNeverReloaded(t, seed, 800)
+		})
+	}
+}
+
+func reloadedAnswersLikeNeverReloaded(t *testing.T, seed uint64, steps int) {
+	a, b, c := setup(t, Limits{MaxLiveRuns: 40}), setup(t, Limits{MaxLiveRuns: 40}), setup(t, Limits{MaxLiveRuns: 40})
+	rng := rand.New(rand.NewPCG(seed, 99))
+	types := []string{"a", "b", "c"}
+	workers := []string{"w1", "w2", "w3", "w4"}
+	pick := func(s []string) string { return s[rng.IntN(len(s))] }
+	var ids []string
+	type claim struct{ id, worker string }
+	var claims []claim
+	now := int64(t0)
+	for i := range steps {
+		switch n := rng.IntN(100); {
+		case n < 2:
+			now += RetentionMs/2 + int64(rng.IntN(5000))
+		case n < 15:
+			now += int64(rng.IntN(10_000))
+		default:
+			now += int64(rng.IntN(200))
+		}
+		var r req
+		switch n := rng.IntN(100); {
+		case n < 5:
+			r = registerReq(pick(types), uint32(50+rng.IntN(2000)), uint32(rng.IntN(4)))
+		case n < 7:
+			r = req{op: wire.OpActionDelete, key: pick(types)}
+		case n < 9:
+			r = req{op: wire.OpWorkerRegister, key: pick(workers), value: wire.AppendWorkerRegister(nil, &wire.WorkerRegister{TaskTypes: types[:1+rng.IntN(3)]})}
+		case n < 32:
+			inv := wire.ActionInvoke{Priority: uint8(rng.IntN(3) * 10), Input: []byte(fmt.Sprint("in", i))}
+			if rng.IntN(4) == 0 {
+				inv.IdempotencyKey = []byte(fmt.Sprint("k", rng.IntN(20)))
+			}
+			if rng.IntN(4) == 0 {
+				inv.DelayMs = int64(rng.IntN(5000))
+			}
+			r = req{op: wire.OpActionInvoke, key: pick(types), value: wire.AppendActionInvoke(nil, &inv)}
+		case n < 55:
+			r = awaitReq(pick(workers), types[:1+rng.IntN(3)]...)
+			if rng.IntN(3) == 0 {
+				r.opts = wire.AppendU64(r.opts, wire.TagTimeoutMs, uint64(rng.IntN(1000)))
+			}
+			if rng.IntN(3) == 0 {
+				r.opts = wire.AppendU32(r.opts, wire.TagCount, uint32(rng.IntN(4)))
+			}
+		case n < 90 && len(ids) > 0:
+			var c claim
+			if len(claims) > 0 && rng.IntN(5) != 0 {
+				c = claims[max(0, len(claims)-1-rng.IntN(5))]
+			} else {
+				c = claim{id: ids[rng.IntN(len(ids))], worker: pick(workers)}
+			}
+			switch rng.IntN(4) {
+			case 0:
+				r = reportReq(wire.OpWorkerComplete, c.worker, c.id, "out", false)
+			case 1:
+				r = reportReq(wire.OpWorkerFail, c.worker, c.id, fmt.Sprint("err", i), rng.IntN(4) != 0)
+			default:
+				r = touchReq(c.worker, c.id, uint32(50+rng.IntN(1000)))
+			}
+		default:
+			r = req{} // pulse
+		}
+		if r.op != 0 && rng.IntN(5) == 0 {
+			r.ns = "other"
+		}
+		// Reads check the newest runs and a sample of older ones.
+		sample := ids[max(0, len(ids)-10):]
+		for range min(len(ids), 20) {
+			sample = append(sample, ids[rng.IntN(len(ids))])
+		}
+		if rng.IntN(10) == 0 {
+			b.reload()
+			compareReads(t, i, "after reload", a, b, sample, now)
+		}
+		full := rng.IntN(4) == 0
+		// c is pulsed when each timer is due, unless a purge is due by then
+		// (purges happen only on the stream's own pulses, so that all three
+		// machines keep the same retained runs).
+		for len(c.m.timers) > 0 {
+			due := c.m.timers[0].due()
+			if due > now || c.m.terminalHead != 0 && c.m.terminalHead+RetentionMs <= due {
+				break
+			}
+			c.ok(due, req{})
+		}
+		ra, rb, rc := a.apply(now, r), b.apply(now, r), c.apply(now, r)
+		x := fmt.Sprintf("%x|%v|%v", ra.Body, ra.Err, ra.Empty)
+		for _, res := range []command.Result{rb, rc} {
+			if y := fmt.Sprintf("%x|%v|%v", res.Body, res.Err, res.Empty); x != y {
+				t.Fatalf("step %d (%v at %d): replies differ:\n%s\n%s", i, r.op, now, x, y)
+			}
+		}
+		if ra.Err == nil && r.op == wire.OpActionInvoke && !contains(ids, string(ra.Body)) {
+			ids = append(ids, string(ra.Body))
+		}
+		if ra.Err == nil && r.op == wire.OpWorkerAwait && !ra.Empty {
+			if _, ok := r.opts.Uint(wire.TagCount); ok {
+				tasks, _ := wire.DecodeTaskBatch(ra.Body)
+				for _, tk := range tasks {
+					claims = append(claims, claim{id: string(tk.TaskID), worker: r.key})
+				}
+			} else {
+				tk, _ := wire.DecodeTaskAssignment(ra.Body)
+				claims = append(claims, claim{id: string(tk.TaskID), worker: r.key})
+			}
+		}
+		if da, db := a.m.NextDue(), b.m.NextDue(); da != db {
+			t.Fatalf("step %d (%v at %d): NextDue %d vs %d after reload", i, r.op, now, da, db)
+		}
+		if full {
+			later := now + int64(rng.IntN(3000))
+			compareReads(t, i, "", a, b, sample, now)
+			compareReads(t, i, "later", a, b, sample, later)
+			compareReads(t, i, "pulsed", a, c, sample, now)
+			compareReads(t, i, "pulsed later", a, c, sample, later)
+		}
+		checkIndexes(t, a.m)
+		checkIndexes(t, b.m)
+		checkIndexes(t, c.m)
+	}
+	if d := a.dump(); d != b.dump() || d != c.dump() {
+		t.Fatal("storage differs")
+	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// compareReads compares every read two machines answer at ms. A worker's
+// last-seen time (and the health computed from it) may differ after a
+// reload by design: an await that claims nothing refreshes it in memory
+// only.
+func compareReads(t *testing.T, step int, when string, a, b *harness, ids []string, ms int64) {
+	t.Helper()
+	for _, ns := range []string{"default", "other"} {
+		for _, id := range ids {
+			ra := a.read(ms, req{op: wire.OpActionStatus, ns: ns, key: id})
+			rb := b.read(ms, req{op: wire.OpActionStatus, ns: ns, key: id})
+			if x, y := fmt.Sprintf("%x|%v|%v", ra.Body, ra.Err, ra.Empty), fmt.Sprintf("%x|%v|%v", rb.Body, rb.Err, rb.Empty); x != y {
+				sa, _ := wire.DecodeRunStatus(ra.Body)
+				sb, _ := wire.DecodeRunStatus(rb.Body)
+				t.Fatalf("step %d %s: status %s/%s at %d differs:\n%+v %v\n%+v %v", step, when, ns, id, ms, sa, ra.Err, sb, rb.Err)
+			}
+		}
+		list := wire.AppendActionListRequest(nil, &wire.ActionListRequest{Limit: ListLimitMax})
+		if x, y := a.read(ms, req{op: wire.OpActionList, ns: ns, value: list}), b.read(ms, req{op: wire.OpActionList, ns: ns, value: list}); string(x.Body) != string(y.Body) {
+			t.Fatalf("step %d %s: action lists differ", step, when)
+		}
+		wa, err1 := wire.DecodeWorkerList(a.read(ms, req{op: wire.OpWorkerList, ns: ns, value: list}).Body)
+		wb, err2 := wire.DecodeWorkerList(b.read(ms, req{op: wire.OpWorkerList, ns: ns, value: list}).Body)
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		for _, l := range []*wire.WorkerList{&wa, &wb} {
+			for i := range l.Workers {
+				l.Workers[i].LastSeenMs, l.Workers[i].State = 0, 0
+			}
+		}
+		if x, y := fmt.Sprintf("%+v", wa), fmt.Sprintf("%+v", wb); x != y {
+			t.Fatalf("step %d %s: worker lists at %d differ:\n%s\n%s", step, when, ms, x, y)
+		}
+	}
+}
