@@ -115,9 +115,15 @@ func (s *Server) Client(t testing.TB, o flo.Options) *flo.Client {
 	return Dial(t, s.Addr, o)
 }
 
-// Dial connects a client to addr and closes it in t.Cleanup.
+// Dial connects a client to addr and closes it in t.Cleanup. Without an
+// Options.Timeout its calls get a minute, not the SDK's 5 s: tests move
+// values of up to 64 MiB under -race on shared machines, and a test that
+// is about timeouts sets its own.
 func Dial(t testing.TB, addr string, o flo.Options) *flo.Client {
 	t.Helper()
+	if o.Timeout == 0 {
+		o.Timeout = time.Minute
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := flo.Dial(ctx, addr, o)

@@ -314,10 +314,7 @@ func TestKV_ScanKeysOnlyAndLimits(t *testing.T) {
 // scan page holds three (a fourth would take it past kv.MaxReplyBytes) and
 // the cursor brings the rest. (The history's cut is tested in package kv.)
 func TestKV_ScanOfLargeValuesStopsAt64MiB(t *testing.T) {
-	t.Parallel()
-	srv := flotest.Start(t, flotest.Options{})
-	// Moving 64 MiB replies takes a while under -race on a loaded machine.
-	c, ctx := srv.Client(t, flo.Options{Timeout: 2 * time.Minute}), context.Background()
+	_, c, ctx := setupKV(t)
 	big := func(b byte) []byte { return bytes.Repeat([]byte{b}, kv.MaxValueBytes) }
 	for i := range 4 {
 		if _, err := c.KV.Put(ctx, fmt.Sprint("big", i), big(byte('a'+i)), nil); err != nil {
