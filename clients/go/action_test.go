@@ -821,12 +821,13 @@ func TestTaskWorker_RetriesPermanentAndPanics(t *testing.T) {
 
 func TestTaskWorker_ExtendsLeaseWhileRunning(t *testing.T) {
 	c, _ := actSetup(t)
-	w := flo.NewTaskWorker(c, "w", &flo.TaskWorkerOptions{Concurrency: 1, Lease: 150 * time.Millisecond, Block: time.Second})
+	// Leases long enough that a renewal is not late on a loaded machine.
+	w := flo.NewTaskWorker(c, "w", &flo.TaskWorkerOptions{Concurrency: 1, Lease: time.Second, Block: time.Second})
 	zero := 0
 	w.Handle("slow", func(ctx context.Context, t *flo.Task) ([]byte, error) {
-		time.Sleep(700 * time.Millisecond) // over four leases
+		time.Sleep(2500 * time.Millisecond) // two and a half leases
 		return []byte("finished"), nil
-	}, &flo.ActionRegisterOptions{Timeout: 150 * time.Millisecond, MaxRetries: &zero})
+	}, &flo.ActionRegisterOptions{Timeout: time.Second, MaxRetries: &zero})
 	runWorker(t, w)
 	actWaitRegistered(t, c, "slow")
 	id := actInvoke(t, c, "slow", "", nil)
