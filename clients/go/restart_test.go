@@ -206,6 +206,102 @@ func TestTaskWorker_SurvivesServerKill9AndRestart(t *testing.T) {
 	t.Logf("%d errors reported, %d await errors at restart", errs.n.Load(), outage)
 }
 
+// spanLease is the lease of the tests whose handler runs across a restart:
+// far longer than a restart takes, so renewals that resume after it keep
+// the item leased.
+const spanLease = 3 * time.Second
+
+// TestConsumeHelpers_RenewLeasesAfterRestart runs one handler of each
+// helper across a SIGKILL and restart and keeps it running for 1.5 leases
+// after: the helper's renewals resume once the server is back, so the item
+// is not delivered again while its handler runs, and is then settled. (A
+// failed renewal is retried at the next tick, so this holds while a restart
+// takes under about half the lease.)
+func TestConsumeHelpers_RenewLeasesAfterRestart(t *testing.T) {
+	t.Parallel()
+	s := startPinned(t)
+	ctx := context.Background()
+	c := flotest.Dial(t, s.addr, flo.Options{Timeout: 2 * time.Second})
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var errs errLog
+	release := make(chan struct{})
+	var mu sync.Mutex
+	started := map[string]int{}
+	begin := func(what string) {
+		mu.Lock()
+		started[what]++
+		mu.Unlock()
+		<-release
+	}
+	startedN := func(what string) int { mu.Lock(); defer mu.Unlock(); return started[what] }
+
+	if _, err := c.Queue.Enqueue(ctx, "q", []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Stream.Append(ctx, "s", []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	qdone := runBackground(func() error {
+		return c.Queue.Consume(cctx, "q", func(ctx context.Context, m *flo.QueueMessage) error {
+			begin("queue")
+			return nil
+		}, &flo.QueueConsumeOptions{Concurrency: 2, Visibility: spanLease, Poll: time.Second, OnError: errs.add})
+	})
+	sdone := runBackground(func() error {
+		return c.Stream.Consume(cctx, "s", "g", "a", func(ctx context.Context, r flo.StreamRecord) error {
+			begin("stream")
+			return nil
+		}, &flo.StreamConsumeOptions{Concurrency: 2, AckTimeout: spanLease, Poll: time.Second, OnError: errs.add})
+	})
+	w := flo.NewTaskWorker(c, "w1", &flo.TaskWorkerOptions{Concurrency: 2, Lease: spanLease, Block: time.Second, OnError: errs.add})
+	w.Handle("job", func(ctx context.Context, tk *flo.Task) ([]byte, error) {
+		begin("task")
+		return []byte("ok"), nil
+	}, &flo.ActionRegisterOptions{Timeout: spanLease})
+	wdone := runBackground(func() error { return w.Run(cctx) })
+	var run string
+	waitFor(t, "the action registered", func() bool {
+		var err error
+		run, err = c.Action.Invoke(ctx, "job", nil, nil)
+		return err == nil
+	})
+	for _, what := range []string{"queue", "stream", "task"} {
+		waitFor(t, what+" handler started", func() bool { return startedN(what) == 1 })
+	}
+	s.restart(nil)
+	restarted := time.Now()
+	// A lease and a half after the restart, with renewals resumed, nothing was
+	// delivered again.
+	waitFor(t, "a lease and a half to pass", func() bool { return time.Since(restarted) > 3*spanLease/2 })
+	for _, what := range []string{"queue", "stream", "task"} {
+		if n := startedN(what); n != 1 {
+			t.Errorf("%s item delivered %d times while its handler ran across a short outage", what, n)
+		}
+	}
+	close(release)
+	waitFor(t, "the queue empty", func() bool {
+		st, err := c.Queue.Stats(ctx, "q", nil)
+		return err == nil && st == (flo.QueueStats{})
+	})
+	waitFor(t, "the run completed", func() bool {
+		st, err := c.Action.Status(ctx, run, nil)
+		return err == nil && st.State == flo.RunCompleted
+	})
+	waitFor(t, "the record acked", func() bool {
+		rs, err := c.Stream.GroupRead(ctx, "s", "g", "probe", &flo.StreamGroupReadOptions{Count: 1, Block: 100 * time.Millisecond})
+		if err == nil && len(rs) > 0 {
+			_ = c.Stream.GroupNack(ctx, "s", "g", []uint64{rs[0].Offset}, nil)
+		}
+		return err == nil && len(rs) == 0
+	})
+	cancel()
+	waitReturn(t, qdone, "Queue.Consume")
+	waitReturn(t, sdone, "Stream.Consume")
+	waitReturn(t, wdone, "TaskWorker.Run")
+	t.Logf("errors:\n%s", errs.String())
+}
+
 // TestConsumeHelpers_CancelWhileServerDown cancels each helper while the
 // server is down, with a handler running: each returns nil without waiting
 // for the server, reporting the settles it could not send; once the server
