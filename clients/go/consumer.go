@@ -97,11 +97,12 @@ func (q *Queue) Consume(ctx context.Context, queue string, handler QueueHandler,
 	settle := context.WithoutCancel(hctx) // acks must outlive the handlers
 	ns := &QueueOptions{Namespace: cfg.Namespace}
 	// Handlers' messages are touched every third of the visibility timeout.
-	leases := startLeaseKeeper(cfg.Visibility/3, func(ctx context.Context, seqs []uint64) []uint64 {
+	leases := startLeaseKeeper(cfg.Visibility/3, func(ctx context.Context, seqs []uint64) (lost, failed []uint64) {
 		if err := q.touchAll(ctx, queue, seqs, ns); err != nil {
 			report(fmt.Errorf("queue %q: touch of %d messages: %w", queue, len(seqs), err))
+			return nil, seqs
 		}
-		return nil // a touch of a message no longer leased is ignored
+		return nil, nil // a touch of a message no longer leased is ignored
 	})
 	defer leases.close()
 	sendAcks := func(seqs []uint64) {

@@ -79,11 +79,12 @@ func (s *Stream) Consume(ctx context.Context, stream, group, consumer string, ha
 	// must still be acked or nacked.
 	settle := context.WithoutCancel(ctx)
 	// Running handlers' records are touched every third of the ack timeout.
-	leases := startLeaseKeeper(ackTimeout/3, func(tctx context.Context, offsets []uint64) []uint64 {
+	leases := startLeaseKeeper(ackTimeout/3, func(tctx context.Context, offsets []uint64) (lost, failed []uint64) {
 		if err := s.GroupTouch(tctx, stream, group, offsets, gopts); err != nil {
 			report(fmt.Errorf("stream %s: touch of %d records: %w", stream, len(offsets), err))
+			return nil, offsets
 		}
-		return nil // a touch of a record no longer pending is ignored
+		return nil, nil // a touch of a record no longer pending is ignored
 	})
 	defer leases.close()
 	run := func(r StreamRecord) {

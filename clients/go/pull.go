@@ -147,10 +147,13 @@ func (r *rider[T]) drain() []T {
 // quick: rounds run one at a time, and a slow one (each times out after
 // every) delays the next. renew gets all due items at once and returns
 // those whose lease is gone, which are no longer renewed until leased
-// again.
+// again, and those it failed to renew (the server could not be reached),
+// which are tried again at the next tick rather than a whole every later:
+// after an outage, such as a server restart, a lease is renewed as soon as
+// the server is back, not up to every after, when it may have expired.
 type leaseKeeper[K comparable] struct {
 	every time.Duration
-	renew func(ctx context.Context, due []K) (lost []K)
+	renew func(ctx context.Context, due []K) (lost, failed []K)
 
 	mu       sync.Mutex
 	cond     sync.Cond // signalled when a renewal round ends
@@ -169,7 +172,7 @@ type leaseEntry struct {
 }
 
 // startLeaseKeeper starts a keeper; close stops it.
-func startLeaseKeeper[K comparable](every time.Duration, renew func(ctx context.Context, due []K) (lost []K)) *leaseKeeper[K] {
+func startLeaseKeeper[K comparable](every time.Duration, renew func(ctx context.Context, due []K) (lost, failed []K)) *leaseKeeper[K] {
 	k := &leaseKeeper[K]{every: max(every, 4*time.Millisecond), renew: renew, items: map[K]*leaseEntry{},
 		lastTick: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
 	k.cond.L = &k.mu
@@ -244,13 +247,19 @@ func (k *leaseKeeper[K]) loop() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), k.every)
-		lost := k.renew(ctx, due)
+		lost, failed := k.renew(ctx, due)
 		cancel()
 		k.mu.Lock()
 		for _, x := range due {
 			e := k.items[x]
 			e.renewing = false
 			e.since = now
+		}
+		for _, x := range failed {
+			// Still due: tried again at the next tick.
+			if e := k.items[x]; e != nil && e.lease == leases[x] {
+				e.since = now.Add(-k.every)
+			}
 		}
 		for _, x := range lost {
 			// Leased again during the round: the report is about the old lease.

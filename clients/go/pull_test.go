@@ -15,7 +15,7 @@ type renewLog struct {
 	lose    map[int]bool
 }
 
-func (l *renewLog) renew(_ context.Context, due []int) (lost []int) {
+func (l *renewLog) renew(_ context.Context, due []int) (lost, failed []int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := slices.Clone(due)
@@ -26,7 +26,7 @@ func (l *renewLog) renew(_ context.Context, due []int) (lost []int) {
 			lost = append(lost, x)
 		}
 	}
-	return lost
+	return lost, nil
 }
 
 // renewed counts the renewals of x so far.
@@ -76,7 +76,7 @@ func TestLeaseKeeper_ALeaseTakenDuringARoundIsNotLost(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
 	rounds := 0
-	k := startLeaseKeeper(10*time.Millisecond, func(_ context.Context, due []int) []int {
+	k := startLeaseKeeper(10*time.Millisecond, func(_ context.Context, due []int) (lost, failed []int) {
 		mu.Lock()
 		rounds++
 		first := rounds == 1
@@ -84,9 +84,9 @@ func TestLeaseKeeper_ALeaseTakenDuringARoundIsNotLost(t *testing.T) {
 		if first {
 			close(entered)
 			<-release
-			return due // the first lease is gone...
+			return due, nil // the first lease is gone...
 		}
-		return nil
+		return nil, nil
 	})
 	defer k.close()
 	k.add(1)
@@ -146,10 +146,10 @@ func TestLeaseKeeper_RemoveWaitsForRenewalInFlight(t *testing.T) {
 	entered := make(chan struct{})
 	release := make(chan struct{})
 	var once sync.Once
-	k := startLeaseKeeper(10*time.Millisecond, func(context.Context, []int) []int {
+	k := startLeaseKeeper(10*time.Millisecond, func(context.Context, []int) (lost, failed []int) {
 		once.Do(func() { close(entered) })
 		<-release
-		return nil
+		return nil, nil
 	})
 	defer k.close()
 	var releaseOnce sync.Once
@@ -166,4 +166,43 @@ func TestLeaseKeeper_RemoveWaitsForRenewalInFlight(t *testing.T) {
 	}
 	releaseRenew()
 	<-removed
+}
+
+// TestLeaseKeeper_RetriesAFailedRenewalAtTheNextTick fails the first
+// renewal of an item, as when the server is down: the keeper tries again at
+// its next tick (a quarter of every), not a whole every later, so a lease
+// is renewed soon after the server is back rather than possibly after it
+// expired.
+func TestLeaseKeeper_RetriesAFailedRenewalAtTheNextTick(t *testing.T) {
+	const every = 2 * time.Second // ticks every 500 ms
+	var mu sync.Mutex
+	var rounds []time.Time
+	second := make(chan struct{})
+	k := startLeaseKeeper(every, func(_ context.Context, due []int) (lost, failed []int) {
+		mu.Lock()
+		defer mu.Unlock()
+		rounds = append(rounds, time.Now())
+		switch len(rounds) {
+		case 1:
+			return nil, due // the server could not be reached
+		case 2:
+			close(second)
+		}
+		return nil, nil
+	})
+	defer k.close()
+	k.add(1)
+	defer k.remove(1)
+	select {
+	case <-second:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no second renewal")
+	}
+	mu.Lock()
+	gap := rounds[1].Sub(rounds[0])
+	mu.Unlock()
+	// At the next tick, 500 ms later; without the retry it is every later.
+	if gap >= every {
+		t.Fatalf("a failed renewal was tried again %v later, not at the next tick (every %v)", gap, every)
+	}
 }

@@ -365,8 +365,9 @@ func runHandler(ctx context.Context, h TaskHandler, t *Task) (result []byte, err
 }
 
 // renewLeases touches each due task; a task this worker no longer holds
-// (CONFLICT or NOT_FOUND) is lost and not renewed again.
-func (w *TaskWorker) renewLeases(ctx context.Context, ids []string) (lost []string) {
+// (CONFLICT or NOT_FOUND) is lost and not renewed again, and one whose
+// touch failed otherwise is tried again soon.
+func (w *TaskWorker) renewLeases(ctx context.Context, ids []string) (lost, failed []string) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, id := range ids {
@@ -381,11 +382,14 @@ func (w *TaskWorker) renewLeases(ctx context.Context, ids []string) (lost []stri
 				mu.Unlock()
 			case err != nil:
 				w.report(fmt.Errorf("flo: worker %s: touch %s: %w", w.id, id, err))
+				mu.Lock()
+				failed = append(failed, id)
+				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	return lost
+	return lost, failed
 }
 
 // reportCall sends a complete or fail, retrying connection failures a few
