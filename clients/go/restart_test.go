@@ -209,7 +209,7 @@ func TestTaskWorker_SurvivesServerKill9AndRestart(t *testing.T) {
 // spanLease is the lease of the tests whose handler runs across a restart:
 // far longer than a restart takes, so renewals that resume after it keep
 // the item leased.
-const spanLease = 3 * time.Second
+const spanLease = 5 * time.Second
 
 // TestConsumeHelpers_RenewLeasesAfterRestart runs one handler of each
 // helper across a SIGKILL and restart and keeps it running for 1.5 leases
