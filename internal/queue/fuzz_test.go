@@ -1,13 +1,13 @@
 package queue
 
 import (
-	"bytes"
 	"errors"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/floruntime/flo/internal/command"
+	"github.com/floruntime/flo/internal/fuzzprog"
 	"github.com/floruntime/flo/internal/storage"
 	"github.com/floruntime/flo/wire"
 )
@@ -26,23 +26,23 @@ func FuzzMachine(f *testing.F) {
 	seq1 := wire.AppendSeqList(nil, []uint64{1})
 	seq12 := wire.AppendSeqList(nil, []uint64{1, 2})
 	var p []byte
-	p = encodeStep(p, 0, 0, 0, []byte("m1"), wire.AppendU8(nil, wire.TagPriority, 3))
-	p = encodeStep(p, 0, 0, 0, []byte("m2"), wire.AppendOption(nil, wire.TagDedupKey, []byte("d")))
-	p = encodeStep(p, 0, 0, 0, []byte("m3"), wire.AppendU64(nil, wire.TagDelayMs, 500))
-	p = encodeStep(p, 1, 1, 0, nil, wire.AppendU32(wire.AppendU32(nil, wire.TagCount, 2), wire.TagVisibilityTimeoutMs, 1000))
-	p = encodeStep(p, 4, 1, 0, seq1, wire.AppendU32(nil, wire.TagExtendMs, 1000))
-	p = encodeStep(p, 2, 1, 0, seq1, nil)
-	p = encodeStep(p, 3, 1, 0, seq12, wire.AppendFlag(nil, wire.TagSendToDLQ))
-	p = encodeStep(p, 8, 1, 0, nil, nil)
-	p = encodeStep(p, 5, 1, 0, seq12, nil)
-	p = encodeStep(p, 6, 0x85, 0, nil, wire.AppendFlag(nil, wire.TagDLQAll))
+	p = fuzzprog.AppendStep(p, 0, 0, 0, []byte("m1"), wire.AppendU8(nil, wire.TagPriority, 3))
+	p = fuzzprog.AppendStep(p, 0, 0, 0, []byte("m2"), wire.AppendOption(nil, wire.TagDedupKey, []byte("d")))
+	p = fuzzprog.AppendStep(p, 0, 0, 0, []byte("m3"), wire.AppendU64(nil, wire.TagDelayMs, 500))
+	p = fuzzprog.AppendStep(p, 1, 1, 0, nil, wire.AppendU32(wire.AppendU32(nil, wire.TagCount, 2), wire.TagVisibilityTimeoutMs, 1000))
+	p = fuzzprog.AppendStep(p, 4, 1, 0, seq1, wire.AppendU32(nil, wire.TagExtendMs, 1000))
+	p = fuzzprog.AppendStep(p, 2, 1, 0, seq1, nil)
+	p = fuzzprog.AppendStep(p, 3, 1, 0, seq12, wire.AppendFlag(nil, wire.TagSendToDLQ))
+	p = fuzzprog.AppendStep(p, 8, 1, 0, nil, nil)
+	p = fuzzprog.AppendStep(p, 5, 1, 0, seq12, nil)
+	p = fuzzprog.AppendStep(p, 6, 0x85, 0, nil, wire.AppendFlag(nil, wire.TagDLQAll))
 	f.Add(p)
 	var q []byte
-	q = encodeStep(q, 0, 0, 1, []byte("x"), nil)
-	q = encodeStep(q, 1, 0, 1, wire.AppendSeqList(nil, []uint64{0, 1 << 63}), wire.AppendU8(nil, wire.TagCount, 0))
-	q = encodeStep(q, 3, 0, 1, []byte{0xff, 0xff, 0xff, 0xff}, nil)
-	q = encodeStep(q, 7, 0, 2, nil, nil)
-	q = encodeStep(q, 9, 0, 3, nil, nil)
+	q = fuzzprog.AppendStep(q, 0, 0, 1, []byte("x"), nil)
+	q = fuzzprog.AppendStep(q, 1, 0, 1, wire.AppendSeqList(nil, []uint64{0, 1 << 63}), wire.AppendU8(nil, wire.TagCount, 0))
+	q = fuzzprog.AppendStep(q, 3, 0, 1, []byte{0xff, 0xff, 0xff, 0xff}, nil)
+	q = fuzzprog.AppendStep(q, 7, 0, 2, nil, nil)
+	q = fuzzprog.AppendStep(q, 9, 0, 3, nil, nil)
 	f.Add(q)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		db, err := storage.Open("", storage.Options{FS: vfs.NewMem()})
@@ -68,14 +68,14 @@ func FuzzMachine(f *testing.F) {
 			m.Committed()
 			return r
 		}
-		for i, s := range decodeProgram(data) {
-			now += s.advance
-			if s.pulse {
+		for i, s := range fuzzprog.Decode(data) {
+			now += s.Advance
+			if s.Pulse {
 				run(wire.Op(command.OpPulse), nil, nil, nil)
 			}
-			op := fuzzOps[s.op%len(fuzzOps)]
-			r := run(op, s.key, s.value, s.opts)
-			checkStatus(t, "step", r.Err)
+			op := fuzzOps[s.Op%len(fuzzOps)]
+			r := run(op, s.Key, s.Value, s.Opts)
+			fuzzprog.CheckStatus(t, "step", r.Err)
 			if err := m.Check(); err != nil {
 				t.Fatalf("step %d (op 0x%02x): %v", i, uint8(op), err)
 			}
@@ -86,73 +86,4 @@ func FuzzMachine(f *testing.F) {
 			}
 		}
 	})
-}
-
-// step is one fuzzed command decoded from a fuzz program.
-type step struct {
-	op      int    // index into the target's opcode list
-	pulse   bool   // apply a pulse before the command
-	advance int64  // ns to advance the clock by first
-	key     []byte // key (name) of the command
-	value   []byte
-	opts    []byte
-}
-
-// fuzzKeys are the names a program picks from: two valid ones that share
-// state across steps, an empty one and an oversized one.
-var fuzzKeys = [][]byte{[]byte("a"), []byte("b"), nil, bytes.Repeat([]byte("x"), 300)}
-
-// decodeProgram splits data into at most 24 steps, each
-//
-//	[op:u8][time:u8][key:u8][vlen:u8][value][olen:u8][opts]
-//
-// time's top bit asks for a pulse, its low 7 bits advance the clock by that
-// many 100 ms; lengths are clamped to what is left.
-func decodeProgram(data []byte) []step {
-	var steps []step
-	take := func(n int) []byte {
-		n = min(n, len(data))
-		b := data[:n]
-		data = data[n:]
-		return b
-	}
-	for len(data) >= 3 && len(steps) < 24 {
-		h := take(3)
-		s := step{op: int(h[0]), pulse: h[1]&0x80 != 0, advance: int64(h[1]&0x7F) * 100e6, key: fuzzKeys[int(h[2])%len(fuzzKeys)]}
-		if l := take(1); len(l) == 1 {
-			s.value = bytes.Clone(take(int(l[0])))
-		}
-		if l := take(1); len(l) == 1 {
-			s.opts = bytes.Clone(take(int(l[0])))
-		}
-		steps = append(steps, s)
-	}
-	return steps
-}
-
-// encodeStep is decodeProgram's inverse for one step, for seeds.
-func encodeStep(dst []byte, op int, time uint8, key uint8, value, opts []byte) []byte {
-	dst = append(dst, byte(op), time, key, byte(len(value)))
-	dst = append(dst, value...)
-	dst = append(dst, byte(len(opts)))
-	return append(dst, opts...)
-}
-
-// checkStatus fails unless err is nil or a *wire.Error with a status the
-// protocol documents for a domain outcome (never INTERNAL: storage is
-// in memory and cannot fail).
-func checkStatus(t *testing.T, what string, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	var we *wire.Error
-	if !errors.As(err, &we) {
-		t.Fatalf("%s: error without a status: %v", what, err)
-	}
-	switch we.Status {
-	case wire.StatusNotFound, wire.StatusBadRequest, wire.StatusConflict, wire.StatusOverloaded:
-	default:
-		t.Fatalf("%s: unexpected status %v: %v", what, we.Status, err)
-	}
 }

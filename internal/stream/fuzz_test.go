@@ -1,13 +1,13 @@
 package stream
 
 import (
-	"bytes"
 	"errors"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/floruntime/flo/internal/command"
+	"github.com/floruntime/flo/internal/fuzzprog"
 	"github.com/floruntime/flo/internal/storage"
 	"github.com/floruntime/flo/wire"
 )
@@ -26,24 +26,24 @@ var fuzzOps = []wire.Op{
 func FuzzMachine(f *testing.F) {
 	gc := wire.AppendGroupConsumer(nil, "g", "c")
 	var p []byte
-	p = encodeStep(p, 0, 0, 0, []byte("r1"), nil)
-	p = encodeStep(p, 0, 0, 0, []byte("r2"), wire.AppendStreamAppendOptions(nil, true, "k", 5))
-	p = encodeStep(p, 4, 1, 0, gc, nil)
-	p = encodeStep(p, 6, 1, 0, gc, wire.AppendU32(wire.AppendU32(nil, wire.TagCount, 2), wire.TagAckTimeoutMs, 100))
-	p = encodeStep(p, 9, 1, 0, wire.AppendGroupSeqs(nil, "g", []uint64{1}), nil)
-	p = encodeStep(p, 7, 1, 0, wire.AppendGroupSeqs(nil, "g", []uint64{1}), nil)
-	p = encodeStep(p, 8, 1, 0, wire.AppendGroupSeqs(nil, "g", []uint64{2}), wire.AppendU8(nil, wire.TagMaxDeliver, 1))
-	p = encodeStep(p, 10, 0x85, 0, wire.AppendGroupName(nil, "g"), nil)
-	p = encodeStep(p, 11, 1, 0, wire.AppendGroupSeqs(nil, "g", []uint64{2}), nil)
-	p = encodeStep(p, 1, 1, 0, nil, startAt(wire.StreamID{}))
-	p = encodeStep(p, 2, 1, 0, nil, wire.AppendU64(nil, wire.TagRetentionCount, 1))
-	p = encodeStep(p, 5, 1, 0, gc, nil)
+	p = fuzzprog.AppendStep(p, 0, 0, 0, []byte("r1"), nil)
+	p = fuzzprog.AppendStep(p, 0, 0, 0, []byte("r2"), wire.AppendStreamAppendOptions(nil, true, "k", 5))
+	p = fuzzprog.AppendStep(p, 4, 1, 0, gc, nil)
+	p = fuzzprog.AppendStep(p, 6, 1, 0, gc, wire.AppendU32(wire.AppendU32(nil, wire.TagCount, 2), wire.TagAckTimeoutMs, 100))
+	p = fuzzprog.AppendStep(p, 9, 1, 0, wire.AppendGroupSeqs(nil, "g", []uint64{1}), nil)
+	p = fuzzprog.AppendStep(p, 7, 1, 0, wire.AppendGroupSeqs(nil, "g", []uint64{1}), nil)
+	p = fuzzprog.AppendStep(p, 8, 1, 0, wire.AppendGroupSeqs(nil, "g", []uint64{2}), wire.AppendU8(nil, wire.TagMaxDeliver, 1))
+	p = fuzzprog.AppendStep(p, 10, 0x85, 0, wire.AppendGroupName(nil, "g"), nil)
+	p = fuzzprog.AppendStep(p, 11, 1, 0, wire.AppendGroupSeqs(nil, "g", []uint64{2}), nil)
+	p = fuzzprog.AppendStep(p, 1, 1, 0, nil, startAt(wire.StreamID{}))
+	p = fuzzprog.AppendStep(p, 2, 1, 0, nil, wire.AppendU64(nil, wire.TagRetentionCount, 1))
+	p = fuzzprog.AppendStep(p, 5, 1, 0, gc, nil)
 	f.Add(p)
 	var q []byte
-	q = encodeStep(q, 0, 0, 2, nil, []byte{0x25, 0xff})
-	q = encodeStep(q, 3, 0, 3, nil, nil)
-	q = encodeStep(q, 7, 0, 1, []byte{0xff, 0xff, 1, 2, 3}, nil)
-	q = encodeStep(q, 2, 0, 1, nil, wire.AppendU64(nil, wire.TagMaxBytes, 1<<63))
+	q = fuzzprog.AppendStep(q, 0, 0, 2, nil, []byte{0x25, 0xff})
+	q = fuzzprog.AppendStep(q, 3, 0, 3, nil, nil)
+	q = fuzzprog.AppendStep(q, 7, 0, 1, []byte{0xff, 0xff, 1, 2, 3}, nil)
+	q = fuzzprog.AppendStep(q, 2, 0, 1, nil, wire.AppendU64(nil, wire.TagMaxBytes, 1<<63))
 	f.Add(q)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		db, err := storage.Open("", storage.Options{FS: vfs.NewMem()})
@@ -83,14 +83,14 @@ func FuzzMachine(f *testing.F) {
 			}
 			return rs
 		}
-		for i, s := range decodeProgram(data) {
-			now += s.advance
-			if s.pulse {
+		for i, s := range fuzzprog.Decode(data) {
+			now += s.Advance
+			if s.Pulse {
 				run(m, wire.Op(command.OpPulse), nil, nil, nil)
 			}
-			op := fuzzOps[s.op%len(fuzzOps)]
-			r := run(m, op, s.key, s.value, s.opts)
-			checkStatus(t, "step", r.Err)
+			op := fuzzOps[s.Op%len(fuzzOps)]
+			r := run(m, op, s.Key, s.Value, s.Opts)
+			fuzzprog.CheckStatus(t, "step", r.Err)
 			for _, r := range reads(m) {
 				if r.Err != nil && !errors.Is(r.Err, wire.ErrNotFound) {
 					t.Fatalf("step %d (op 0x%02x): read: %v", i, uint8(op), r.Err)
@@ -109,73 +109,4 @@ func FuzzMachine(f *testing.F) {
 			}
 		}
 	})
-}
-
-// step is one fuzzed command decoded from a fuzz program.
-type step struct {
-	op      int    // index into the target's opcode list
-	pulse   bool   // apply a pulse before the command
-	advance int64  // ns to advance the clock by first
-	key     []byte // key (name) of the command
-	value   []byte
-	opts    []byte
-}
-
-// fuzzKeys are the names a program picks from: two valid ones that share
-// state across steps, an empty one and an oversized one.
-var fuzzKeys = [][]byte{[]byte("a"), []byte("b"), nil, bytes.Repeat([]byte("x"), 300)}
-
-// decodeProgram splits data into at most 24 steps, each
-//
-//	[op:u8][time:u8][key:u8][vlen:u8][value][olen:u8][opts]
-//
-// time's top bit asks for a pulse, its low 7 bits advance the clock by that
-// many 100 ms; lengths are clamped to what is left.
-func decodeProgram(data []byte) []step {
-	var steps []step
-	take := func(n int) []byte {
-		n = min(n, len(data))
-		b := data[:n]
-		data = data[n:]
-		return b
-	}
-	for len(data) >= 3 && len(steps) < 24 {
-		h := take(3)
-		s := step{op: int(h[0]), pulse: h[1]&0x80 != 0, advance: int64(h[1]&0x7F) * 100e6, key: fuzzKeys[int(h[2])%len(fuzzKeys)]}
-		if l := take(1); len(l) == 1 {
-			s.value = bytes.Clone(take(int(l[0])))
-		}
-		if l := take(1); len(l) == 1 {
-			s.opts = bytes.Clone(take(int(l[0])))
-		}
-		steps = append(steps, s)
-	}
-	return steps
-}
-
-// encodeStep is decodeProgram's inverse for one step, for seeds.
-func encodeStep(dst []byte, op int, time uint8, key uint8, value, opts []byte) []byte {
-	dst = append(dst, byte(op), time, key, byte(len(value)))
-	dst = append(dst, value...)
-	dst = append(dst, byte(len(opts)))
-	return append(dst, opts...)
-}
-
-// checkStatus fails unless err is nil or a *wire.Error with a status the
-// protocol documents for a domain outcome (never INTERNAL: storage is
-// in memory and cannot fail).
-func checkStatus(t *testing.T, what string, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	var we *wire.Error
-	if !errors.As(err, &we) {
-		t.Fatalf("%s: error without a status: %v", what, err)
-	}
-	switch we.Status {
-	case wire.StatusNotFound, wire.StatusBadRequest, wire.StatusConflict, wire.StatusOverloaded:
-	default:
-		t.Fatalf("%s: unexpected status %v: %v", what, we.Status, err)
-	}
 }

@@ -1,0 +1,82 @@
+// Package fuzzprog turns a fuzzer's bytes into a program of commands for one
+// of the primitives' state machines, so that each primitive's FuzzMachine
+// target shares one encoding, one set of names and one check of the
+// statuses a command may answer.
+package fuzzprog
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/floruntime/flo/wire"
+)
+
+// Step is one fuzzed command decoded from a program.
+type Step struct {
+	Op      int    // index into the target's opcode list
+	Pulse   bool   // apply a pulse before the command
+	Advance int64  // ns to advance the clock by first
+	Key     []byte // key (name) of the command
+	Value   []byte
+	Opts    []byte
+}
+
+// Keys are the names a program picks from: two valid ones that share state
+// across steps, an empty one and an oversized one.
+var Keys = [][]byte{[]byte("a"), []byte("b"), nil, bytes.Repeat([]byte("x"), 300)}
+
+// Decode splits data into at most 24 steps, each
+//
+//	[op:u8][time:u8][key:u8][vlen:u8][value][olen:u8][opts]
+//
+// time's top bit asks for a pulse, its low 7 bits advance the clock by that
+// many 100 ms; lengths are clamped to what is left.
+func Decode(data []byte) []Step {
+	var steps []Step
+	take := func(n int) []byte {
+		n = min(n, len(data))
+		b := data[:n]
+		data = data[n:]
+		return b
+	}
+	for len(data) >= 3 && len(steps) < 24 {
+		h := take(3)
+		s := Step{Op: int(h[0]), Pulse: h[1]&0x80 != 0, Advance: int64(h[1]&0x7F) * 100e6, Key: Keys[int(h[2])%len(Keys)]}
+		if l := take(1); len(l) == 1 {
+			s.Value = bytes.Clone(take(int(l[0])))
+		}
+		if l := take(1); len(l) == 1 {
+			s.Opts = bytes.Clone(take(int(l[0])))
+		}
+		steps = append(steps, s)
+	}
+	return steps
+}
+
+// AppendStep is Decode's inverse for one step, for seeds.
+func AppendStep(dst []byte, op int, time uint8, key uint8, value, opts []byte) []byte {
+	dst = append(dst, byte(op), time, key, byte(len(value)))
+	dst = append(dst, value...)
+	dst = append(dst, byte(len(opts)))
+	return append(dst, opts...)
+}
+
+// CheckStatus fails unless err is nil or a *wire.Error with a status the
+// protocol documents for a domain outcome (never INTERNAL: storage is in
+// memory and cannot fail).
+func CheckStatus(t testing.TB, what string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	var we *wire.Error
+	if !errors.As(err, &we) {
+		t.Fatalf("%s: error without a status: %v", what, err)
+	}
+	switch we.Status {
+	case wire.StatusNotFound, wire.StatusBadRequest, wire.StatusConflict, wire.StatusOverloaded:
+	default:
+		t.Fatalf("%s: unexpected status %v: %v", what, we.Status, err)
+	}
+}
