@@ -280,21 +280,7 @@ func TestConsumeHelpers_RenewLeasesAfterRestart(t *testing.T) {
 		}
 	}
 	close(release)
-	waitFor(t, "the queue empty", func() bool {
-		st, err := c.Queue.Stats(ctx, "q", nil)
-		return err == nil && st == (flo.QueueStats{})
-	})
-	waitFor(t, "the run completed", func() bool {
-		st, err := c.Action.Status(ctx, run, nil)
-		return err == nil && st.State == flo.RunCompleted
-	})
-	waitFor(t, "the record acked", func() bool {
-		rs, err := c.Stream.GroupRead(ctx, "s", "g", "probe", &flo.StreamGroupReadOptions{Count: 1, Block: 100 * time.Millisecond})
-		if err == nil && len(rs) > 0 {
-			_ = c.Stream.GroupNack(ctx, "s", "g", []uint64{rs[0].Offset}, nil)
-		}
-		return err == nil && len(rs) == 0
-	})
+	waitSettled(t, c, run)
 	cancel()
 	waitReturn(t, qdone, "Queue.Consume")
 	waitReturn(t, sdone, "Stream.Consume")
@@ -377,6 +363,20 @@ func TestConsumeHelpers_CancelWhileServerDown(t *testing.T) {
 	cctx2, cancel2 := context.WithCancel(ctx)
 	defer cancel2()
 	q, st, wk = start(cctx2)
+	waitSettled(t, c, run)
+	cancel2()
+	waitReturn(t, q, "Queue.Consume")
+	waitReturn(t, st, "Stream.Consume")
+	waitReturn(t, wk, "TaskWorker.Run")
+}
+
+// waitSettled waits until the helpers of the two tests above have settled
+// their items: queue "q" is empty, the run is completed and group "g" of
+// stream "s" has nothing left to deliver (a probe read hands back what it
+// got).
+func waitSettled(t *testing.T, c *flo.Client, run string) {
+	t.Helper()
+	ctx := context.Background()
 	waitFor(t, "the queue empty", func() bool {
 		st, err := c.Queue.Stats(ctx, "q", nil)
 		return err == nil && st == (flo.QueueStats{})
@@ -392,8 +392,4 @@ func TestConsumeHelpers_CancelWhileServerDown(t *testing.T) {
 		}
 		return err == nil && len(rs) == 0
 	})
-	cancel2()
-	waitReturn(t, q, "Queue.Consume")
-	waitReturn(t, st, "Stream.Consume")
-	waitReturn(t, wk, "TaskWorker.Run")
 }
