@@ -431,15 +431,17 @@ func TestAction_LeaseExpiryRetriesThenTimesOut(t *testing.T) {
 
 func TestAction_TouchKeepsTaskAlive(t *testing.T) {
 	c, ctx := actSetup(t)
-	actRegister(t, c, "long", 200*time.Millisecond, 0)
+	// Timeouts of a second, touched every 200 ms: a loaded machine may
+	// delay a touch or the status read by a few hundred ms.
+	actRegister(t, c, "long", time.Second, 0)
 	id := actInvoke(t, c, "long", "", nil)
 	task := actAwait(t, c, "w", []string{"long"}, 0)
-	end := time.Now().Add(700 * time.Millisecond) // over three timeouts
+	end := time.Now().Add(3500 * time.Millisecond) // over three timeouts
 	for time.Now().Before(end) {
-		if err := c.Worker.Touch(ctx, "w", task.ID, &flo.WorkerTouchOptions{Extend: 200 * time.Millisecond}); err != nil {
+		if err := c.Worker.Touch(ctx, "w", task.ID, &flo.WorkerTouchOptions{Extend: time.Second}); err != nil {
 			t.Fatalf("touch: %v", err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
 	if st := actStatus(t, c, id); st.State != flo.RunRunning || st.Attempt != 1 {
 		t.Fatalf("touched run = %+v", st)
