@@ -56,40 +56,18 @@ func FuzzMachine(f *testing.F) {
 		if err := m.Load(db); err != nil {
 			t.Fatal(err)
 		}
-		now := int64(t0) * 1e6
-		run := func(m *Machine, op wire.Op, key, value, opts []byte) command.Result {
-			cmd := &command.Command{Op: command.Op(op), Time: now, Namespace: "default", Key: key, Value: value, Options: opts}
-			if op == wire.Op(command.OpPulse) {
-				cmd = &command.Command{Op: command.OpPulse, Time: now}
-			}
-			if hd := m.Handlers()[op]; hd.Kind == command.Read {
-				return hd.Read(cmd)
-			}
-			b := db.NewBatch()
-			r := m.Apply(cmd, b)
-			if err := db.Commit(b, false); err != nil {
-				t.Fatal(err)
-			}
-			m.Committed()
-			return r
-		}
+		fr := &fuzzprog.Runner{T: t, DB: db, Namespace: "default", Now: int64(t0) * 1e6}
 		reads := func(m *Machine) []command.Result {
 			var rs []command.Result
-			rs = append(rs, run(m, wire.OpActionList, nil, nil, nil))
-			rs = append(rs, run(m, wire.OpWorkerList, nil, nil, nil))
+			rs = append(rs, fr.Run(m, wire.OpActionList, nil, nil, nil))
+			rs = append(rs, fr.Run(m, wire.OpWorkerList, nil, nil, nil))
 			for seq := range uint64(4) {
-				rs = append(rs, run(m, wire.OpActionStatus, []byte(RunID(seq)), nil, nil))
+				rs = append(rs, fr.Run(m, wire.OpActionStatus, []byte(RunID(seq)), nil, nil))
 			}
 			return rs
 		}
 		for i, s := range fuzzprog.Decode(data) {
-			now += s.Advance
-			if s.Pulse {
-				run(m, wire.Op(command.OpPulse), nil, nil, nil)
-			}
-			op := fuzzOps[s.Op%len(fuzzOps)]
-			r := run(m, op, s.Key, s.Value, s.Opts)
-			fuzzprog.CheckStatus(t, "step", r.Err)
+			op := fr.Step(m, s, fuzzOps)
 			checkIndexes(t, m)
 			for _, r := range reads(m) {
 				if r.Err != nil && !errors.Is(r.Err, wire.ErrNotFound) {

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/floruntime/flo/internal/command"
+	"github.com/floruntime/flo/internal/storage"
 	"github.com/floruntime/flo/wire"
 )
 
@@ -79,4 +81,52 @@ func CheckStatus(t testing.TB, what string, err error) {
 	default:
 		t.Fatalf("%s: unexpected status %v: %v", what, we.Status, err)
 	}
+}
+
+// Machine is a primitive's state machine, as a target drives it.
+type Machine interface {
+	Handlers() map[wire.Op]command.Handler
+	Apply(*command.Command, storage.Batch) command.Result
+	Committed()
+}
+
+// Runner runs commands on machines over DB at a clock the program moves.
+type Runner struct {
+	T         testing.TB
+	DB        *storage.DB
+	Namespace string
+	Now       int64 // ns since the epoch
+}
+
+// Run answers a read, or applies a write in a batch of its own, commits
+// it and tells m, as the journal does. op command.OpPulse is a pulse.
+func (r *Runner) Run(m Machine, op wire.Op, key, value, opts []byte) command.Result {
+	cmd := &command.Command{Op: command.Op(op), Time: r.Now, Namespace: r.Namespace, Key: key, Value: value, Options: opts}
+	if op == wire.Op(command.OpPulse) {
+		cmd = &command.Command{Op: command.OpPulse, Time: r.Now}
+	}
+	if hd := m.Handlers()[op]; hd.Kind == command.Read {
+		return hd.Read(cmd)
+	}
+	b := r.DB.NewBatch()
+	res := m.Apply(cmd, b)
+	if err := r.DB.Commit(b, false); err != nil {
+		r.T.Fatal(err)
+	}
+	m.Committed()
+	return res
+}
+
+// Step runs s on m: it moves the clock, pulses if asked, runs the step's
+// command (its opcode picked from ops) and checks the answer's status. It
+// returns the opcode run.
+func (r *Runner) Step(m Machine, s Step, ops []wire.Op) wire.Op {
+	r.T.Helper()
+	r.Now += s.Advance
+	if s.Pulse {
+		r.Run(m, wire.Op(command.OpPulse), nil, nil, nil)
+	}
+	op := ops[s.Op%len(ops)]
+	CheckStatus(r.T, "step", r.Run(m, op, s.Key, s.Value, s.Opts).Err)
+	return op
 }

@@ -46,39 +46,17 @@ func FuzzMachine(f *testing.F) {
 		if err := m.Load(db); err != nil {
 			t.Fatal(err)
 		}
-		now := t0.UnixNano()
-		run := func(m *Machine, op wire.Op, key, value, opts []byte) command.Result {
-			cmd := &command.Command{Op: command.Op(op), Time: now, Namespace: "default", Key: key, Value: value, Options: opts}
-			if op == wire.Op(command.OpPulse) {
-				cmd = &command.Command{Op: command.OpPulse, Time: now}
-			}
-			if hd := m.Handlers()[op]; hd.Kind == command.Read {
-				return hd.Read(cmd)
-			}
-			b := db.NewBatch()
-			r := m.Apply(cmd, b)
-			if err := db.Commit(b, false); err != nil {
-				t.Fatal(err)
-			}
-			m.Committed()
-			return r
-		}
+		fr := &fuzzprog.Runner{T: t, DB: db, Namespace: "default", Now: t0.UnixNano()}
 		reads := func(m *Machine) []command.Result {
 			var rs []command.Result
 			for _, k := range []string{"a", "b"} {
-				rs = append(rs, run(m, wire.OpKVGet, []byte(k), nil, nil))
-				rs = append(rs, run(m, wire.OpKVHistory, []byte(k), nil, nil))
+				rs = append(rs, fr.Run(m, wire.OpKVGet, []byte(k), nil, nil))
+				rs = append(rs, fr.Run(m, wire.OpKVHistory, []byte(k), nil, nil))
 			}
-			return append(rs, run(m, wire.OpKVScan, nil, nil, nil))
+			return append(rs, fr.Run(m, wire.OpKVScan, nil, nil, nil))
 		}
 		for i, s := range fuzzprog.Decode(data) {
-			now += s.Advance
-			if s.Pulse {
-				run(m, wire.Op(command.OpPulse), nil, nil, nil)
-			}
-			op := fuzzOps[s.Op%len(fuzzOps)]
-			r := run(m, op, s.Key, s.Value, s.Opts)
-			fuzzprog.CheckStatus(t, "step", r.Err)
+			op := fr.Step(m, s, fuzzOps)
 			fresh := New(db)
 			if err := fresh.Load(db); err != nil {
 				t.Fatal(err)

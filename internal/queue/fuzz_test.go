@@ -6,7 +6,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
-	"github.com/floruntime/flo/internal/command"
 	"github.com/floruntime/flo/internal/fuzzprog"
 	"github.com/floruntime/flo/internal/storage"
 	"github.com/floruntime/flo/wire"
@@ -51,36 +50,14 @@ func FuzzMachine(f *testing.F) {
 		}
 		defer db.Close()
 		m := NewWithLimits(db, Limits{MaxDeliveries: 2, DLQMax: 3, MaxReplyBytes: 64})
-		now := int64(1_900_000_000) * 1e9
-		run := func(op wire.Op, key, value, opts []byte) command.Result {
-			cmd := &command.Command{Op: command.Op(op), Time: now, Namespace: "default", Key: key, Value: value, Options: opts}
-			if op == wire.Op(command.OpPulse) {
-				cmd = &command.Command{Op: command.OpPulse, Time: now}
-			}
-			if hd := m.Handlers()[op]; hd.Kind == command.Read {
-				return hd.Read(cmd)
-			}
-			b := db.NewBatch()
-			r := m.Apply(cmd, b)
-			if err := db.Commit(b, false); err != nil {
-				t.Fatal(err)
-			}
-			m.Committed()
-			return r
-		}
+		fr := &fuzzprog.Runner{T: t, DB: db, Namespace: "default", Now: int64(1_900_000_000) * 1e9}
 		for i, s := range fuzzprog.Decode(data) {
-			now += s.Advance
-			if s.Pulse {
-				run(wire.Op(command.OpPulse), nil, nil, nil)
-			}
-			op := fuzzOps[s.Op%len(fuzzOps)]
-			r := run(op, s.Key, s.Value, s.Opts)
-			fuzzprog.CheckStatus(t, "step", r.Err)
+			op := fr.Step(m, s, fuzzOps)
 			if err := m.Check(); err != nil {
 				t.Fatalf("step %d (op 0x%02x): %v", i, uint8(op), err)
 			}
 			for _, rop := range []wire.Op{wire.OpQueueStats, wire.OpQueuePeek, wire.OpQueueDLQList} {
-				if r := run(rop, []byte("a"), nil, nil); r.Err != nil && !errors.Is(r.Err, wire.ErrNotFound) {
+				if r := fr.Run(m, rop, []byte("a"), nil, nil); r.Err != nil && !errors.Is(r.Err, wire.ErrNotFound) {
 					t.Fatalf("step %d: read 0x%02x: %v", i, uint8(rop), r.Err)
 				}
 			}

@@ -56,41 +56,19 @@ func FuzzMachine(f *testing.F) {
 		if err := m.Load(db); err != nil {
 			t.Fatal(err)
 		}
-		now := int64(1_900_000_000) * 1e9
-		run := func(m *Machine, op wire.Op, key, value, opts []byte) command.Result {
-			cmd := &command.Command{Op: command.Op(op), Time: now, Namespace: "ns", Key: key, Value: value, Options: opts}
-			if op == wire.Op(command.OpPulse) {
-				cmd = &command.Command{Op: command.OpPulse, Time: now}
-			}
-			if hd := m.Handlers()[op]; hd.Kind == command.Read {
-				return hd.Read(cmd)
-			}
-			b := db.NewBatch()
-			r := m.Apply(cmd, b)
-			if err := db.Commit(b, false); err != nil {
-				t.Fatal(err)
-			}
-			m.Committed()
-			return r
-		}
+		fr := &fuzzprog.Runner{T: t, DB: db, Namespace: "ns", Now: int64(1_900_000_000) * 1e9}
 		readAll := wire.AppendU32(startAt(wire.StreamID{}), wire.TagCount, 1000)
 		reads := func(m *Machine) []command.Result {
 			var rs []command.Result
 			for _, k := range []string{"a", "b"} {
-				rs = append(rs, run(m, wire.OpStreamInfo, []byte(k), nil, nil))
-				rs = append(rs, run(m, wire.OpStreamRead, []byte(k), nil, readAll))
-				rs = append(rs, run(m, wire.OpStreamGroupDLQList, []byte(k), wire.AppendGroupName(nil, "g"), nil))
+				rs = append(rs, fr.Run(m, wire.OpStreamInfo, []byte(k), nil, nil))
+				rs = append(rs, fr.Run(m, wire.OpStreamRead, []byte(k), nil, readAll))
+				rs = append(rs, fr.Run(m, wire.OpStreamGroupDLQList, []byte(k), wire.AppendGroupName(nil, "g"), nil))
 			}
 			return rs
 		}
 		for i, s := range fuzzprog.Decode(data) {
-			now += s.Advance
-			if s.Pulse {
-				run(m, wire.Op(command.OpPulse), nil, nil, nil)
-			}
-			op := fuzzOps[s.Op%len(fuzzOps)]
-			r := run(m, op, s.Key, s.Value, s.Opts)
-			fuzzprog.CheckStatus(t, "step", r.Err)
+			op := fr.Step(m, s, fuzzOps)
 			for _, r := range reads(m) {
 				if r.Err != nil && !errors.Is(r.Err, wire.ErrNotFound) {
 					t.Fatalf("step %d (op 0x%02x): read: %v", i, uint8(op), r.Err)
