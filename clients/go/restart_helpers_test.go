@@ -57,18 +57,9 @@ func (s *pinnedServer) restart(during func()) {
 	}
 }
 
-// waitFor polls cond until it holds, failing the test after a generous
-// deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// settleWait bounds the waits of the restart tests: generous, since a
+// restart under -race on a busy machine takes a while.
+const settleWait = time.Minute
 
 // errLog collects what a helper reports through OnError.
 type errLog struct {

@@ -45,17 +45,14 @@ func TestQueueConsume_SurvivesServerKill9AndRestart(t *testing.T) {
 			return nil
 		}, &flo.QueueConsumeOptions{Concurrency: 4, Visibility: 2 * time.Second, Poll: time.Second, OnError: errs.add})
 	})
-	waitFor(t, "a third of the messages handled", func() bool { return distinct() >= n/3 })
+	waitUntil(t, settleWait, "a third of the messages handled", func() bool { return distinct() >= n/3 })
 	s.restart(func() {
-		waitFor(t, "a failed dequeue reported", func() bool { return errs.count("dequeue", flo.ErrConnection) > 0 })
+		waitUntil(t, settleWait, "a failed dequeue reported", func() bool { return errs.count("dequeue", flo.ErrConnection) > 0 })
 	})
 	outage := errs.count("dequeue", nil)
-	waitFor(t, "every message handled", func() bool { return distinct() == n })
+	waitUntil(t, settleWait, "every message handled", func() bool { return distinct() == n })
 	stillRunning(t, done, "Consume")
-	waitFor(t, "the queue empty", func() bool {
-		st, err := c.Queue.Stats(ctx, "jobs", nil)
-		return err == nil && st == (flo.QueueStats{})
-	})
+	waitQueueEmpty(t, c, "jobs")
 	cancel()
 	waitReturn(t, done, "Consume")
 	for p := range want {
@@ -99,30 +96,17 @@ func TestStreamConsume_SurvivesServerKill9AndRestart(t *testing.T) {
 			return nil
 		}, &flo.StreamConsumeOptions{Concurrency: 4, AckTimeout: 2 * time.Second, Poll: time.Second, OnError: errs.add})
 	})
-	waitFor(t, "a third of the records handled", func() bool { return distinct() >= n/3 })
+	waitUntil(t, settleWait, "a third of the records handled", func() bool { return distinct() >= n/3 })
 	s.restart(func() {
-		waitFor(t, "a failed read reported", func() bool { return errs.count("", flo.ErrConnection) > 0 })
+		waitUntil(t, settleWait, "a failed read reported", func() bool { return errs.count("", flo.ErrConnection) > 0 })
 	})
 	outage := int(errs.n.Load())
-	waitFor(t, "every record handled", func() bool { return distinct() == n })
+	waitUntil(t, settleWait, "every record handled", func() bool { return distinct() == n })
 	stillRunning(t, done, "Consume")
 	// Every record is acked once a fresh member of the group finds nothing
 	// to read, pending or new (waiting out the ack timeout of records
 	// whose ack was lost in the outage).
-	waitFor(t, "every record acked", func() bool {
-		rs, err := c.Stream.GroupRead(ctx, "s", "g", "probe", &flo.StreamGroupReadOptions{Count: 1, Block: 100 * time.Millisecond})
-		if err != nil {
-			return false
-		}
-		if len(rs) > 0 {
-			// Hand it back for the consumer under test.
-			_ = c.Stream.GroupNack(ctx, "s", "g", []uint64{rs[0].Offset}, nil)
-			return false
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		return true
-	})
+	waitGroupDrained(t, c, "s", "g")
 	cancel()
 	waitReturn(t, done, "Consume")
 	for off := uint64(1); off <= n; off++ {
@@ -184,16 +168,16 @@ func TestTaskWorker_SurvivesServerKill9AndRestart(t *testing.T) {
 	}
 	const n = 60
 	invoke(0, n)
-	waitFor(t, "a third of the runs handled", func() bool { return distinct() >= n/3 })
+	waitUntil(t, settleWait, "a third of the runs handled", func() bool { return distinct() >= n/3 })
 	s.restart(func() {
-		waitFor(t, "a failed await reported", func() bool { return errs.count("await", flo.ErrConnection) > 0 })
+		waitUntil(t, settleWait, "a failed await reported", func() bool { return errs.count("await", flo.ErrConnection) > 0 })
 	})
 	outage := errs.count("await", nil)
 	invoke(n, 2*n)
-	waitFor(t, "every run handled", func() bool { return distinct() == 2*n })
+	waitUntil(t, settleWait, "every run handled", func() bool { return distinct() == 2*n })
 	stillRunning(t, done, "Run")
 	for _, id := range runs {
-		waitFor(t, "run "+id+" completed", func() bool {
+		waitUntil(t, settleWait, "run "+id+" completed", func() bool {
 			st, err := c.Action.Status(ctx, id, nil)
 			return err == nil && st.State == flo.RunCompleted
 		})
@@ -261,19 +245,19 @@ func TestConsumeHelpers_RenewLeasesAfterRestart(t *testing.T) {
 	}, &flo.ActionRegisterOptions{Timeout: spanLease})
 	wdone := runBackground(func() error { return w.Run(cctx) })
 	var run string
-	waitFor(t, "the action registered", func() bool {
+	waitUntil(t, settleWait, "the action registered", func() bool {
 		var err error
 		run, err = c.Action.Invoke(ctx, "job", nil, nil)
 		return err == nil
 	})
 	for _, what := range []string{"queue", "stream", "task"} {
-		waitFor(t, what+" handler started", func() bool { return startedN(what) == 1 })
+		waitUntil(t, settleWait, what+" handler started", func() bool { return startedN(what) == 1 })
 	}
 	s.restart(nil)
 	restarted := time.Now()
 	// A lease and a half after the restart, with renewals resumed, nothing was
 	// delivered again.
-	waitFor(t, "a lease and a half to pass", func() bool { return time.Since(restarted) > 3*spanLease/2 })
+	waitUntil(t, settleWait, "a lease and a half to pass", func() bool { return time.Since(restarted) > 3*spanLease/2 })
 	for _, what := range []string{"queue", "stream", "task"} {
 		if n := startedN(what); n != 1 {
 			t.Errorf("%s item delivered %d times while its handler ran across a short outage", what, n)
@@ -341,13 +325,13 @@ func TestConsumeHelpers_CancelWhileServerDown(t *testing.T) {
 	defer cancel()
 	q, st, wk := start(cctx)
 	var run string
-	waitFor(t, "the action registered", func() bool {
+	waitUntil(t, settleWait, "the action registered", func() bool {
 		var err error
 		run, err = c.Action.Invoke(ctx, "job", nil, nil)
 		return err == nil
 	})
 	for _, what := range []string{"queue", "stream", "task"} {
-		waitFor(t, what+" handler started", func() bool { return startedN(what) == 1 })
+		waitUntil(t, settleWait, what+" handler started", func() bool { return startedN(what) == 1 })
 	}
 	s.restart(func() {
 		cancel()
@@ -372,23 +356,35 @@ func TestConsumeHelpers_CancelWhileServerDown(t *testing.T) {
 
 // waitSettled waits until the helpers of the two tests above have settled
 // their items: queue "q" is empty, the run is completed and group "g" of
-// stream "s" has nothing left to deliver (a probe read hands back what it
-// got).
+// stream "s" has nothing left to deliver.
 func waitSettled(t *testing.T, c *flo.Client, run string) {
 	t.Helper()
-	ctx := context.Background()
-	waitFor(t, "the queue empty", func() bool {
-		st, err := c.Queue.Stats(ctx, "q", nil)
-		return err == nil && st == (flo.QueueStats{})
-	})
-	waitFor(t, "the run completed", func() bool {
-		st, err := c.Action.Status(ctx, run, nil)
+	waitQueueEmpty(t, c, "q")
+	waitUntil(t, settleWait, "the run completed", func() bool {
+		st, err := c.Action.Status(context.Background(), run, nil)
 		return err == nil && st.State == flo.RunCompleted
 	})
-	waitFor(t, "the record acked", func() bool {
-		rs, err := c.Stream.GroupRead(ctx, "s", "g", "probe", &flo.StreamGroupReadOptions{Count: 1, Block: 100 * time.Millisecond})
+	waitGroupDrained(t, c, "s", "g")
+}
+
+// waitQueueEmpty waits until the queue holds nothing, in any state.
+func waitQueueEmpty(t *testing.T, c *flo.Client, queue string) {
+	t.Helper()
+	waitUntil(t, settleWait, "queue "+queue+" empty", func() bool {
+		st, err := c.Queue.Stats(context.Background(), queue, nil)
+		return err == nil && st == (flo.QueueStats{})
+	})
+}
+
+// waitGroupDrained waits until a probe member of the group finds nothing to
+// read, pending or new; a record it does get goes back to the group at once.
+func waitGroupDrained(t *testing.T, c *flo.Client, stream, group string) {
+	t.Helper()
+	ctx := context.Background()
+	waitUntil(t, settleWait, "group "+group+" drained", func() bool {
+		rs, err := c.Stream.GroupRead(ctx, stream, group, "probe", &flo.StreamGroupReadOptions{Count: 1, Block: 100 * time.Millisecond})
 		if err == nil && len(rs) > 0 {
-			_ = c.Stream.GroupNack(ctx, "s", "g", []uint64{rs[0].Offset}, nil)
+			_ = c.Stream.GroupNack(ctx, stream, group, []uint64{rs[0].Offset}, nil)
 		}
 		return err == nil && len(rs) == 0
 	})
