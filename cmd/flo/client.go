@@ -51,11 +51,3 @@ func (cf *clientFlags) run(fn func(ctx context.Context, c *flo.Client) error) er
 	defer c.Close()
 	return fn(ctx, c)
 }
-
-// blockOption converts a --block value: any negative one waits forever.
-func blockOption(d time.Duration) time.Duration {
-	if d < 0 {
-		return flo.Forever
-	}
-	return d
-}

@@ -50,7 +50,7 @@ func kvCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cf.run(func(ctx context.Context, c *flo.Client) error {
-				v, err := c.KV.Get(ctx, args[0], &flo.GetOptions{Block: blockOption(block)})
+				v, err := c.KV.Get(ctx, args[0], &flo.GetOptions{Block: block})
 				if err != nil {
 					return err
 				}

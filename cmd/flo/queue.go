@@ -64,7 +64,7 @@ func queueCmd() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cf.run(func(ctx context.Context, c *flo.Client) error {
-				ms, err := c.Queue.Dequeue(ctx, args[0], count, &flo.QueueDequeueOptions{Block: blockOption(block), Visibility: visibility})
+				ms, err := c.Queue.Dequeue(ctx, args[0], count, &flo.QueueDequeueOptions{Block: block, Visibility: visibility})
 				if err != nil {
 					return err
 				}

@@ -111,7 +111,7 @@ func streamReadCmd(cf *clientFlags) *cobra.Command {
 				}
 				o.Since = t
 			}
-			o.Block = blockOption(block)
+			o.Block = block
 			return cf.run(func(ctx context.Context, c *flo.Client) error {
 				rs, err := c.Stream.Read(ctx, args[0], &o)
 				if err != nil {
@@ -269,7 +269,7 @@ func streamGroupCmd(cf *clientFlags) *cobra.Command {
 		Args:  cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cf.run(func(ctx context.Context, c *flo.Client) error {
-				rs, err := c.Stream.GroupRead(ctx, args[0], args[1], args[2], &flo.StreamGroupReadOptions{Count: count, Block: blockOption(block)})
+				rs, err := c.Stream.GroupRead(ctx, args[0], args[1], args[2], &flo.StreamGroupReadOptions{Count: count, Block: block})
 				if err != nil {
 					return err
 				}
