@@ -311,7 +311,7 @@ func TestKV_ScanKeysOnlyAndLimits(t *testing.T) {
 }
 
 // TestKV_ScanOfLargeValuesStopsAt64MiB: with values at the 16 MiB limit a
-// scan page holds three (a fourth would take it past kv.MaxReplyBytes) and
+// scan page holds three (a fourth would take it past command.MaxReplyBytes) and
 // the cursor brings the rest. (The history's cut is tested in package kv.)
 func TestKV_ScanOfLargeValuesStopsAt64MiB(t *testing.T) {
 	_, c, ctx := setupKV(t)

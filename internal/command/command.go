@@ -33,6 +33,12 @@ type Command struct {
 	Options   wire.Options
 }
 
+// MaxReplyBytes is the default bound on the keys and payloads of one
+// reply's list — a KV scan page or history, a queue message list, a stream
+// record list: the list stops before the next entry would pass it and
+// always holds at least one (docs/decisions/reply-size-limits.md).
+const MaxReplyBytes = 64 << 20
+
 // TimeMs returns the command time in Unix milliseconds.
 func (c *Command) TimeMs() int64 { return c.Time / 1e6 }
 

@@ -40,13 +40,6 @@ const (
 	// longer one is BAD_REQUEST rather than an expiry past what a
 	// millisecond timestamp can hold.
 	MaxTTLSeconds = 100 * 365 * 24 * 3600
-	// MaxReplyBytes bounds the keys and values of one scan page or history
-	// reply: 1,000 keys or 64 versions of 16 MiB would otherwise be a reply
-	// of gigabytes, built in memory, beyond what a frame's u32 length can
-	// say. A page stops early (with a cursor) once the next entry would
-	// pass it; a history returns fewer versions. Either holds at least one
-	// entry.
-	MaxReplyBytes = 64 << 20
 )
 
 // SweepBatch bounds the expired keys one pulse reclaims, so a pulse stays
@@ -70,7 +63,11 @@ type Machine struct {
 	// written holds the current records Apply wrote since the last
 	// Committed, by current-record key; only Apply touches it.
 	written map[string]record
-	// maxReplyBytes is MaxReplyBytes (smaller in tests).
+	// maxReplyBytes bounds the keys and values of one scan page or history
+	// (command.MaxReplyBytes; smaller in tests): 1,000 keys or 64 versions
+	// of 16 MiB would otherwise be a reply of gigabytes, past what a
+	// frame's u32 length can say. A page stops early, with a cursor; a
+	// history returns fewer versions.
 	maxReplyBytes int
 }
 
@@ -78,7 +75,7 @@ type Machine struct {
 func New(db storage.Reader) *Machine { return newMachine(db, CacheBytes) }
 
 func newMachine(db storage.Reader, cacheBytes int) *Machine {
-	return &Machine{db: db, cache: newRecordCache(cacheBytes), written: make(map[string]record), maxReplyBytes: MaxReplyBytes}
+	return &Machine{db: db, cache: newRecordCache(cacheBytes), written: make(map[string]record), maxReplyBytes: command.MaxReplyBytes}
 }
 
 // Committed implements fsm.Committer: the records the group wrote are in

@@ -76,7 +76,7 @@ const (
 
 // DefaultLimits returns the SEMANTICS defaults.
 func DefaultLimits() Limits {
-	return Limits{MaxDeliveries: 5, DLQMax: 10_000, DedupHold: 5 * time.Minute, MaxReplyBytes: 64 << 20}
+	return Limits{MaxDeliveries: 5, DLQMax: 10_000, DedupHold: 5 * time.Minute, MaxReplyBytes: command.MaxReplyBytes}
 }
 
 // Machine is the queue state machine. Message metadata, heaps and the DLQ

@@ -57,7 +57,7 @@ type Limits struct {
 
 // DefaultLimits returns the limits New uses.
 func DefaultLimits() Limits {
-	return Limits{MaxStreams: 1_000_000, MaxGroupsPerStream: 1_000, MaxPendingPerGroup: 100_000, MaxDeadLetters: 10_000, MaxReplyBytes: 64 << 20}
+	return Limits{MaxStreams: 1_000_000, MaxGroupsPerStream: 1_000, MaxPendingPerGroup: 100_000, MaxDeadLetters: 10_000, MaxReplyBytes: command.MaxReplyBytes}
 }
 
 func (l Limits) withDefaults() Limits {
