@@ -1473,3 +1473,77 @@ func TestTaskWorker_StopsWhenClientCloses(t *testing.T) {
 		t.Fatal("Run kept going on a closed client")
 	}
 }
+
+// TestAction_LimitsAtTheEdge: the action and worker limits over TCP that
+// TestAction_RegisterValidation leaves out, each at its largest allowed
+// value and one past; a refused report leaves the run as it was.
+func TestAction_LimitsAtTheEdge(t *testing.T) {
+	c, ctx := actSetup(t)
+	bad := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, flo.ErrBadRequest) {
+			t.Errorf("%s: err = %v, want BAD_REQUEST", what, err)
+		}
+	}
+	retries := 100_000
+	if err := c.Action.Register(ctx, "job", &flo.ActionRegisterOptions{MaxRetries: &retries, Timeout: time.Minute}); err != nil {
+		t.Fatalf("max retries 100000: %v", err)
+	}
+	retries++
+	bad("max retries 100001", c.Action.Register(ctx, "job", &flo.ActionRegisterOptions{MaxRetries: &retries}))
+	const month = 30 * 24 * time.Hour
+	if _, err := c.Action.Invoke(ctx, "job", nil, &flo.ActionInvokeOptions{Delay: month}); err != nil {
+		t.Fatalf("delay of 30 days: %v", err)
+	}
+	_, err := c.Action.Invoke(ctx, "job", nil, &flo.ActionInvokeOptions{Delay: month + time.Millisecond})
+	bad("delay of 30 days + 1 ms", err)
+	// Worker IDs and task types are names (1–256 bytes), 256 types a call.
+	types := make([]string, 257)
+	for i := range types {
+		types[i] = fmt.Sprintf("t%03d", i)
+	}
+	types[0] = "job"
+	if err := c.Worker.Register(ctx, strings.Repeat("w", 256), types[:256], nil); err != nil {
+		t.Fatalf("256-byte worker id with 256 task types: %v", err)
+	}
+	bad("257 task types", c.Worker.Register(ctx, "w", types, nil))
+	bad("257-byte task type", c.Worker.Register(ctx, "w", []string{strings.Repeat("t", 257)}, nil))
+	// A 16 MiB input and a 16 MiB result fit a default frame with their envelopes.
+	id, err := c.Action.Invoke(ctx, "job", make([]byte, 16<<20), &flo.ActionInvokeOptions{IdempotencyKey: strings.Repeat("k", 256)})
+	if err != nil {
+		t.Fatalf("16 MiB input: %v", err)
+	}
+	_, err = c.Action.Invoke(ctx, "job", make([]byte, 16<<20+1), nil)
+	bad("16 MiB + 1 input", err)
+	task, err := c.Worker.Await(ctx, "w", []string{"job"}, nil)
+	if err != nil || task == nil || task.ID != id || len(task.Input) != 16<<20 {
+		t.Fatalf("claim of the 16 MiB run: %v", err)
+	}
+	if err := c.Worker.Touch(ctx, "w", id, &flo.WorkerTouchOptions{Extend: 24 * time.Hour}); err != nil {
+		t.Fatalf("touch extending 24 h: %v", err)
+	}
+	bad("touch extending 24 h + 1 ms", c.Worker.Touch(ctx, "w", id, &flo.WorkerTouchOptions{Extend: 24*time.Hour + time.Millisecond}))
+	bad("fail message of 64 KiB + 1", c.Worker.Fail(ctx, "w", id, strings.Repeat("e", 64<<10+1), nil))
+	bad("16 MiB + 1 result", c.Worker.Complete(ctx, "w", id, make([]byte, 16<<20+1), nil))
+	if st := actStatus(t, c, id); st.State != flo.RunRunning || st.Error != "" || st.Attempt != 1 {
+		t.Fatalf("run after the refused reports: %+v", st)
+	}
+	if err := c.Worker.Complete(ctx, "w", id, make([]byte, 16<<20), nil); err != nil {
+		t.Fatalf("16 MiB result: %v", err)
+	}
+	if st := actStatus(t, c, id); st.State != flo.RunCompleted || len(st.Result) != 16<<20 {
+		t.Fatalf("run after a 16 MiB result: status %v, %d bytes", st.State, len(st.Result))
+	}
+	// A fail message of exactly 64 KiB is kept whole.
+	id2 := actInvoke(t, c, "job", "", nil)
+	if task := actAwait(t, c, "w", []string{"job"}, 0); task == nil || task.ID != id2 {
+		t.Fatalf("claim: %+v", task)
+	}
+	msg := strings.Repeat("e", 64<<10)
+	if err := c.Worker.Fail(ctx, "w", id2, msg, &flo.WorkerFailOptions{NoRetry: true}); err != nil {
+		t.Fatalf("fail message of 64 KiB: %v", err)
+	}
+	if st := actStatus(t, c, id2); st.State != flo.RunFailed || st.Error != msg {
+		t.Fatalf("run failed with a 64 KiB message: status %v, %d-byte error", st.State, len(st.Error))
+	}
+}

@@ -276,6 +276,12 @@ func TestKV_ScanKeysOnlyAndLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for _, limit := range []int{1000, 1001} {
+		res, err := c.KV.Scan(ctx, "", &flo.ScanOptions{KeysOnly: true, Limit: limit})
+		if err != nil || len(res.Entries) != 1000 || !res.HasMore {
+			t.Fatalf("scan limit %d: %d entries, more %v, %v; want 1000", limit, len(res.Entries), res.HasMore, err)
+		}
+	}
 	res, err := c.KV.Scan(ctx, "", &flo.ScanOptions{KeysOnly: true, Limit: 5000})
 	if err != nil || len(res.Entries) != 1000 || !res.HasMore {
 		t.Fatalf("limit clamps to 1000: %d, %v, %v", len(res.Entries), res.HasMore, err)
@@ -302,7 +308,7 @@ func TestKV_ScanKeysOnlyAndLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, limit := range []int{1 << 32, 1<<32 + 5} {
+	for _, limit := range []int{64, 65, 1 << 32, 1<<32 + 5} {
 		vs, err := c.KV.History(ctx, "h", &flo.HistoryOptions{Limit: limit})
 		if err != nil || len(vs) != 64 {
 			t.Fatalf("history limit %d: %d versions, %v; want 64 (SEMANTICS §2.6)", limit, len(vs), err)
@@ -455,6 +461,16 @@ func TestKV_LimitsAtTheEdge(t *testing.T) {
 	}
 	if _, err := c.KV.Put(ctx, "t", []byte("x"), &flo.PutOptions{TTL: 200 * 365 * 24 * time.Hour}); !errors.Is(err, flo.ErrBadRequest) {
 		t.Fatalf("absurd ttl: %v", err)
+	}
+	const century = 100 * 365 * 24 * time.Hour // the longest TTL
+	if _, err := c.KV.Put(ctx, "t", []byte("x"), &flo.PutOptions{TTL: century}); err != nil {
+		t.Fatalf("ttl of 100 years: %v", err)
+	}
+	if _, err := c.KV.Put(ctx, "t", []byte("y"), &flo.PutOptions{TTL: century + time.Second}); !errors.Is(err, flo.ErrBadRequest) || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("ttl of 100 years + 1 s: %v", err)
+	}
+	if v, _ := c.KV.Get(ctx, "t", nil); string(v) != "x" {
+		t.Fatalf("a refused put changed the value to %q", v)
 	}
 }
 

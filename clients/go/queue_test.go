@@ -593,6 +593,39 @@ func TestQueue_LimitsAtTheEdge(t *testing.T) {
 	if _, err := c.Queue.Enqueue(ctx, "jobs", nil, &flo.QueueEnqueueOptions{Delay: 366 * 24 * time.Hour}); !errors.Is(err, flo.ErrBadRequest) {
 		t.Fatalf("delay over a year: %v", err)
 	}
+	// The largest values allowed, and one past; a refusal changes nothing.
+	const year = 365 * 24 * time.Hour
+	edge := func(what string, o *flo.QueueEnqueueOptions) {
+		t.Helper()
+		if _, err := c.Queue.Enqueue(ctx, "edge", nil, o); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	prio := uint8(255)
+	edge("dedup key of 255 bytes", &flo.QueueEnqueueOptions{DedupKey: strings.Repeat("k", 255)})
+	edge("delay of 365 days", &flo.QueueEnqueueOptions{Delay: year})
+	edge("priority 255", &flo.QueueEnqueueOptions{Priority: prio})
+	before := mustStats(t, c, "edge")
+	if _, err := c.Queue.Enqueue(ctx, "edge", nil, &flo.QueueEnqueueOptions{Delay: year + time.Millisecond}); !errors.Is(err, flo.ErrBadRequest) {
+		t.Fatalf("delay of 365 days + 1 ms: %v", err)
+	}
+	if _, err := c.Queue.Enqueue(ctx, "edge", make([]byte, 16<<20+1), nil); !errors.Is(err, flo.ErrBadRequest) {
+		t.Fatalf("16 MiB + 1 payload: %v", err)
+	}
+	if after := mustStats(t, c, "edge"); after != before || before != (flo.QueueStats{Ready: 2, Delayed: 1}) {
+		t.Fatalf("stats %+v before the refusals, %+v after", before, after)
+	}
+	// Seq lists: 10,000 a call.
+	seqs := make([]uint64, 10_001)
+	if err := c.Queue.Touch(ctx, "edge", seqs[:10_000], nil); err != nil {
+		t.Fatalf("10,000 seqs: %v", err)
+	}
+	if err := c.Queue.Ack(ctx, "edge", append(seqs[:10_000], 1), nil); !errors.Is(err, flo.ErrBadRequest) || !strings.Contains(err.Error(), "10000") {
+		t.Fatalf("10,001 seqs: %v", err)
+	}
+	if after := mustStats(t, c, "edge"); after != before {
+		t.Fatalf("stats after a refused ack: %+v, want %+v", after, before)
+	}
 }
 
 func TestQueue_NamespacesIsolate(t *testing.T) {

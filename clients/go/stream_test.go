@@ -786,3 +786,46 @@ func TestStream_ConsumeStopsWhenClientCloses(t *testing.T) {
 		t.Fatal("Consume kept running on a closed client")
 	}
 }
+
+// TestStream_LimitsAtTheEdge: each stream limit over TCP, the largest
+// value allowed and the next one, and a refusal changes nothing.
+func TestStream_LimitsAtTheEdge(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	bad := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, flo.ErrBadRequest) {
+			t.Errorf("%s: err = %v, want BAD_REQUEST", what, err)
+		}
+	}
+	name := strings.Repeat("s", 256)
+	if _, err := c.Stream.Append(ctx, name, []byte("x"), nil); err != nil {
+		t.Fatalf("256-byte name: %v", err)
+	}
+	_, err := c.Stream.Append(ctx, name+"s", []byte("x"), nil)
+	bad("257-byte name", err)
+	_, err = c.Stream.Append(ctx, "", []byte("x"), nil)
+	bad("empty name", err)
+	// A 16 MiB record plus its envelope fits a default frame.
+	if _, err := c.Stream.Append(ctx, "big", make([]byte, 16<<20), &flo.StreamAppendOptions{PartitionKey: strings.Repeat("k", 255)}); err != nil {
+		t.Fatalf("16 MiB payload with a 255-byte partition key: %v", err)
+	}
+	_, err = c.Stream.Append(ctx, "big", make([]byte, 16<<20+1), nil)
+	bad("16 MiB + 1 payload", err)
+	_, err = c.Stream.Append(ctx, "big", nil, &flo.StreamAppendOptions{PartitionKey: strings.Repeat("k", 256)})
+	bad("256-byte partition key", err)
+	if info, err := c.Stream.Info(ctx, "big", nil); err != nil || info.Count != 1 || info.Bytes != 16<<20+255 { // Bytes counts the key too
+		t.Fatalf("after the refused appends: %+v, %v", info, err)
+	}
+	// Group settings: ack timeout up to 12 h, max deliver up to 255.
+	if err := c.Stream.GroupJoin(ctx, "s", "g", "w", &flo.StreamGroupJoinOptions{AckTimeout: 12 * time.Hour, MaxDeliver: 255}); err != nil {
+		t.Fatalf("settings at the limits: %v", err)
+	}
+	bad("ack timeout 12 h + 1 ms", c.Stream.GroupJoin(ctx, "s", "g", "w", &flo.StreamGroupJoinOptions{AckTimeout: 12*time.Hour + time.Millisecond}))
+	bad("max deliver 256", c.Stream.GroupJoin(ctx, "s", "g", "w", &flo.StreamGroupJoinOptions{MaxDeliver: 256}))
+	group := strings.Repeat("g", 256)
+	if err := c.Stream.GroupJoin(ctx, "s", group, strings.Repeat("c", 256), nil); err != nil {
+		t.Fatalf("256-byte group and consumer: %v", err)
+	}
+	bad("257-byte group", c.Stream.GroupJoin(ctx, "s", group+"g", "c", nil))
+	bad("257-byte consumer", c.Stream.GroupJoin(ctx, "s", "g", strings.Repeat("c", 257), nil))
+}

@@ -80,6 +80,15 @@ type Config struct {
 	ActionMaxLiveRuns int
 }
 
+// Defaults of the server limits; the server and the node fall back to them
+// when a field is zero. (The primitives own their limits' defaults.)
+const (
+	DefaultMaxConnections       = 10_000
+	DefaultMaxInflightPerConn   = 1024
+	DefaultMaxReplyBytesPerConn = 64 << 20
+	DefaultMaxWaiters           = 100_000
+)
+
 // MaxInflightPerConnLimit is the largest MaxInflightPerConn accepted.
 const MaxInflightPerConnLimit = 1 << 16
 
@@ -95,10 +104,10 @@ func Default() Config {
 		LogLevel:             "info",
 		CacheBytes:           storage.DefaultCacheBytes,
 		MaxFrameBytes:        wire.DefaultMaxPayloadBytes,
-		MaxConnections:       10_000,
-		MaxInflightPerConn:   1024,
-		MaxReplyBytesPerConn: 64 << 20,
-		MaxWaiters:           100_000,
+		MaxConnections:       DefaultMaxConnections,
+		MaxInflightPerConn:   DefaultMaxInflightPerConn,
+		MaxReplyBytesPerConn: DefaultMaxReplyBytesPerConn,
+		MaxWaiters:           DefaultMaxWaiters,
 		ShutdownTimeout:      10 * time.Second,
 
 		// The primitives own their limits' defaults.

@@ -335,7 +335,7 @@ func (m *Machine) put(cmd *command.Command, b storage.Batch) command.Result {
 		return command.Fail(wire.Errorf(wire.StatusBadRequest, "cas_version and if_not_exists cannot be combined"))
 	}
 	if ttl > MaxTTLSeconds {
-		return command.Fail(wire.Errorf(wire.StatusBadRequest, "ttl_seconds %d is out of range", ttl))
+		return command.Fail(wire.Errorf(wire.StatusBadRequest, "ttl_seconds %d is over the limit of %d (100 years)", ttl, MaxTTLSeconds))
 	}
 	nowMs := cmd.TimeMs()
 	ck := currentKey(cmd.Namespace, cmd.Key)

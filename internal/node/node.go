@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/floruntime/flo/internal/command"
+	"github.com/floruntime/flo/internal/config"
 	"github.com/floruntime/flo/internal/fsm"
 	"github.com/floruntime/flo/internal/journal"
 	"github.com/floruntime/flo/wire"
@@ -55,7 +56,7 @@ type Node struct {
 // New starts a node. Close stops it; the journal is closed by its owner.
 func New(f *fsm.FSM, j journal.Journal, o Options) *Node {
 	if o.MaxWaiters <= 0 {
-		o.MaxWaiters = 100_000
+		o.MaxWaiters = config.DefaultMaxWaiters
 	}
 	if o.PulseInterval <= 0 {
 		o.PulseInterval = 20 * time.Millisecond

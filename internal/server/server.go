@@ -76,13 +76,13 @@ func New(n *node.Node, o Options) *Server {
 		o.MaxFrameBytes = wire.DefaultMaxPayloadBytes
 	}
 	if o.MaxConnections <= 0 {
-		o.MaxConnections = 10_000
+		o.MaxConnections = config.DefaultMaxConnections
 	}
 	if o.MaxInflightPerConn <= 0 {
-		o.MaxInflightPerConn = 1024
+		o.MaxInflightPerConn = config.DefaultMaxInflightPerConn
 	}
 	if o.MaxReplyBytesPerConn <= 0 {
-		o.MaxReplyBytesPerConn = 64 << 20
+		o.MaxReplyBytesPerConn = config.DefaultMaxReplyBytesPerConn
 	}
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 10 * time.Second
@@ -383,13 +383,17 @@ func (c *conn) dispatch(f wire.Frame) {
 	c.s.node.Do(c.ctx, cmd, block, sl.complete)
 }
 
+// MaxNamespaceBytes bounds a namespace (SEMANTICS §8.2: 1–255 bytes; empty
+// means "default").
+const MaxNamespaceBytes = 255
+
 // namespace validates a namespace name; empty means "default".
 func namespace(ns string) (string, error) {
 	switch {
 	case ns == "":
 		return "default", nil
-	case len(ns) > 255:
-		return "", wire.Errorf(wire.StatusBadRequest, "namespace is %d bytes, over the 255-byte limit", len(ns))
+	case len(ns) > MaxNamespaceBytes:
+		return "", wire.Errorf(wire.StatusBadRequest, "namespace is %d bytes, over the %d-byte limit", len(ns), MaxNamespaceBytes)
 	case !utf8.ValidString(ns):
 		return "", wire.Errorf(wire.StatusBadRequest, "namespace is not valid UTF-8")
 	}

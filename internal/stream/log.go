@@ -19,7 +19,7 @@ func (m *Machine) append(cmd *command.Command, b storage.Batch) command.Result {
 	key, hasKey := cmd.Options.Lookup(wire.TagPartitionKey)
 	clientTs, _ := cmd.Options.Uint(wire.TagTimestampMs)
 	if clientTs > math.MaxInt64 {
-		return command.Fail(wire.Errorf(wire.StatusBadRequest, "timestamp %d is out of range", clientTs))
+		return command.Fail(wire.Errorf(wire.StatusBadRequest, "timestamp %d is over the limit of %d", clientTs, int64(math.MaxInt64)))
 	}
 	m.mu.Lock()
 	l := m.lookup(cmd.Namespace, cmd.Key)

@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -206,7 +208,14 @@ func TestMachine_AppendLimits(t *testing.T) {
 		t.Fatalf("payload at limit: %v", r.Err)
 	}
 	wantStatus(t, f.apply(wire.OpStreamAppend, "third", nil, nil), wire.StatusOverloaded)
-	wantStatus(t, f.apply(wire.OpStreamAppend, "s", nil, wire.AppendU64(nil, wire.TagTimestampMs, 1<<63)), wire.StatusBadRequest)
+	if r := f.apply(wire.OpStreamAppend, "s", nil, wire.AppendU64(nil, wire.TagTimestampMs, math.MaxInt64)); r.Err != nil {
+		t.Fatalf("timestamp at the limit: %v", r.Err)
+	}
+	over := f.apply(wire.OpStreamAppend, "s", nil, wire.AppendU64(nil, wire.TagTimestampMs, 1<<63))
+	wantStatus(t, over, wire.StatusBadRequest)
+	if !strings.Contains(over.Err.Error(), "limit of 9223372036854775807") {
+		t.Fatalf("refusal does not name the limit: %v", over.Err)
+	}
 }
 
 func TestMachine_ReadModes(t *testing.T) {

@@ -148,6 +148,30 @@ class WorkerTest(ServerTestCase):
         self.assertEqual(s2.status, RunStatus.FAILED)
         self.assertIn("TypeError", s2.error or "")
 
+    async def test_a_failure_message_over_the_server_limit_is_cut_not_lost(self) -> None:
+        # The server takes fail messages of at most 64 KiB (BAD_REQUEST past it). A
+        # handler error with a longer message used to be refused on every report, so the
+        # task stayed leased until its lease expired and the error was lost; it is cut at
+        # the limit on a character boundary (as the Go TaskWorker does) and fails at once.
+        worker = Worker(self.client, "w-long-error", lease_ms=60_000)
+
+        @worker.action("long", ActionRegisterOptions(max_retries=0, timeout_ms=60_000))
+        async def long(ctx: ActionContext) -> None:
+            raise NonRetryableError("\u00e9" * (40 * 1024))  # 80 KiB of 2-byte characters
+
+        @worker.action("edge", ActionRegisterOptions(max_retries=0, timeout_ms=60_000))
+        async def edge(ctx: ActionContext) -> None:
+            raise NonRetryableError("e" * (64 * 1024))  # exactly at the limit: kept whole
+
+        async with worker:
+            r1 = (await self.client.action.invoke("long", b"")).run_id
+            r2 = (await self.client.action.invoke("edge", b"")).run_id
+            s1, s2 = [await self.wait_terminal(r, timeout=10.0) for r in (r1, r2)]
+        self.assertEqual(s1.status, RunStatus.FAILED)
+        self.assertEqual(s1.error, "\u00e9" * (32 * 1024))
+        self.assertEqual(s2.status, RunStatus.FAILED)
+        self.assertEqual(s2.error, "e" * (64 * 1024))
+
     async def test_stop_drains_running_handlers(self) -> None:
         worker = Worker(self.client, "w-drain", concurrency=2)
         started = asyncio.Event()

@@ -68,6 +68,8 @@ MAX_VALUE_BYTES = 16 * 1024 * 1024
 #: behind a few fields of its own (priority, idempotency key, task id …), so the
 #: envelope allows some room beyond it; the server's frame limit is 16 MiB + 192 KiB.
 MAX_ENVELOPE_VALUE_BYTES = MAX_VALUE_BYTES + 64 * 1024
+#: Largest fail message the server takes (BAD_REQUEST past it); the Worker cuts longer ones.
+MAX_ERROR_BYTES = 64 * 1024
 MAX_OPTION_BYTES = 255
 MAX_OPTIONS_BYTES = 65535
 #: Largest response payload the client accepts. One reply may carry many values: a

@@ -464,6 +464,7 @@ class Worker:
 
     async def _report_fail(self, task: TaskAssignment, error: str, retry: bool) -> None:
         self.failed += 1
+        error = _cut_utf8(error, wire.MAX_ERROR_BYTES)
         await self._report(
             lambda: self.client.worker.fail(
                 self.worker_id, task.task_id, error, WorkerFailOptions(retry=retry, namespace=self.namespace)
@@ -506,3 +507,11 @@ def _release(slots: asyncio.Semaphore, n: int) -> None:
 
 
 __all__ = ["WorkerClient", "Worker", "ActionContext", "Handler", "encode_output"]
+
+
+def _cut_utf8(s: str, n: int) -> str:
+    """``s`` cut to at most ``n`` UTF-8 bytes without splitting a character."""
+    b = s.encode("utf-8", "replace")
+    if len(b) <= n:
+        return s
+    return b[:n].decode("utf-8", "ignore")
