@@ -635,19 +635,19 @@ func TestStream_ConsumeKeepsSlowHandlersRecords(t *testing.T) {
 			defer wg.Done()
 			_ = cc.Stream.Consume(cctx, "jobs", "g", name, func(context.Context, flo.StreamRecord) error {
 				if runs.Add(1) == 1 {
-					time.Sleep(2 * time.Second)
+					time.Sleep(4 * time.Second) // over two ack timeouts
 					close(finished)
 				}
 				return nil
-			}, &flo.StreamConsumeOptions{AckTimeout: 600 * time.Millisecond, Poll: 100 * time.Millisecond, OnError: func(err error) { t.Log(err) }})
+			}, &flo.StreamConsumeOptions{AckTimeout: 1500 * time.Millisecond, Poll: 100 * time.Millisecond, OnError: func(err error) { t.Log(err) }})
 		}()
 	}
 	select {
 	case <-finished:
-	case <-time.After(10 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("the slow handler never finished")
 	}
-	time.Sleep(700 * time.Millisecond) // past one more ack timeout
+	time.Sleep(1600 * time.Millisecond) // past one more ack timeout
 	cancel()
 	wg.Wait()
 	if n := runs.Load(); n != 1 {
