@@ -2,6 +2,7 @@ package flo
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -171,6 +172,12 @@ type leaseEntry struct {
 	lost     bool
 }
 
+// maxRenewBatch is the most items one renewal call carries: the servers'
+// limit on a touch's seq or offset list (queue.MaxSeqsPerCall,
+// stream.MaxOffsetsPerCall). A helper with more items due renews them in
+// several calls.
+const maxRenewBatch = 10_000
+
 // startLeaseKeeper starts a keeper; close stops it.
 func startLeaseKeeper[K comparable](every time.Duration, renew func(ctx context.Context, due []K) (lost, failed []K)) *leaseKeeper[K] {
 	k := &leaseKeeper[K]{every: max(every, 4*time.Millisecond), renew: renew, items: map[K]*leaseEntry{},
@@ -247,7 +254,11 @@ func (k *leaseKeeper[K]) loop() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), k.every)
-		lost, failed := k.renew(ctx, due)
+		var lost, failed []K
+		for part := range slices.Chunk(due, maxRenewBatch) {
+			l, f := k.renew(ctx, part)
+			lost, failed = append(lost, l...), append(failed, f...)
+		}
 		cancel()
 		k.mu.Lock()
 		for _, x := range due {

@@ -206,3 +206,34 @@ func TestLeaseKeeper_RetriesAFailedRenewalAtTheNextTick(t *testing.T) {
 		t.Fatalf("a failed renewal was tried again %v later, not at the next tick (every %v)", gap, every)
 	}
 }
+
+func TestLeaseKeeper_SplitsARoundAtTheServersListLimit(t *testing.T) {
+	var log renewLog
+	k := startLeaseKeeper(20*time.Millisecond, log.renew)
+	defer k.close()
+	const n = maxRenewBatch + 1
+	for i := range n {
+		k.add(i)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for log.renewed(n-1) == 0 || log.renewed(0) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("not renewed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	seen := map[int]bool{}
+	for _, b := range log.batches {
+		if len(b) > maxRenewBatch {
+			t.Fatalf("a renewal call carried %d items, over the %d the servers take", len(b), maxRenewBatch)
+		}
+		for _, x := range b {
+			seen[x] = true
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("renewed %d of %d items", len(seen), n)
+	}
+}

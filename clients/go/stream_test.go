@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -828,4 +829,46 @@ func TestStream_LimitsAtTheEdge(t *testing.T) {
 	}
 	bad("257-byte group", c.Stream.GroupJoin(ctx, "s", group+"g", "c", nil))
 	bad("257-byte consumer", c.Stream.GroupJoin(ctx, "s", "g", strings.Repeat("c", 257), nil))
+}
+
+// A group's ack, nack, touch and DLQ requeue take up to 10,000 offsets per
+// call, as the queue's seq lists do; a longer list changes nothing.
+func TestStream_GroupOffsetListLimit(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	streamFill(t, c, "s", 1)
+	recs, err := c.Stream.GroupRead(ctx, "s", "g", "w", nil)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("read: %d records, %v", len(recs), err)
+	}
+	offsets := make([]uint64, 10_000) // the record's offset and 9,999 unknown ones
+	for i := range offsets {
+		offsets[i] = recs[0].Offset + uint64(i)
+	}
+	over := append(slices.Clone(offsets), recs[0].Offset+10_000)
+	for name, call := range map[string]func([]uint64) error{
+		"ack":         func(o []uint64) error { return c.Stream.GroupAck(ctx, "s", "g", o, nil) },
+		"nack":        func(o []uint64) error { return c.Stream.GroupNack(ctx, "s", "g", o, nil) },
+		"touch":       func(o []uint64) error { return c.Stream.GroupTouch(ctx, "s", "g", o, nil) },
+		"DLQ requeue": func(o []uint64) error { return c.Stream.GroupDLQRequeue(ctx, "s", "g", o, nil) },
+	} {
+		if err := call(over); !errors.Is(err, flo.ErrBadRequest) {
+			t.Errorf("%s of 10,001 offsets: err = %v, want BAD_REQUEST", name, err)
+		}
+	}
+	// Still pending with w: only a nack makes it deliverable again now.
+	if got, err := c.Stream.GroupRead(ctx, "s", "g", "w2", nil); err != nil || len(got) != 0 {
+		t.Fatalf("after the refused calls: %d records for another consumer, %v", len(got), err)
+	}
+	if err := c.Stream.GroupTouch(ctx, "s", "g", offsets, nil); err != nil {
+		t.Fatalf("touch of 10,000 offsets: %v", err)
+	}
+	if err := c.Stream.GroupAck(ctx, "s", "g", offsets, nil); err != nil {
+		t.Fatalf("ack of 10,000 offsets: %v", err)
+	}
+	if err := c.Stream.GroupNack(ctx, "s", "g", offsets[:1], nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Stream.GroupRead(ctx, "s", "g", "w2", nil); err != nil || len(got) != 0 {
+		t.Fatalf("after the ack of 10,000 offsets: %d records redelivered, %v", len(got), err)
+	}
 }

@@ -40,6 +40,9 @@ func decodeGroupCmd(cmd *command.Command) (groupCmd, error) {
 		if gc.group, gc.seqs, err = wire.DecodeGroupSeqs(cmd.Value); err != nil {
 			return gc, wire.Errorf(wire.StatusBadRequest, "malformed group offset list: %v", err)
 		}
+		if len(gc.seqs) > MaxOffsetsPerCall {
+			return gc, wire.Errorf(wire.StatusBadRequest, "%d offsets in one call, over the limit of %d", len(gc.seqs), MaxOffsetsPerCall)
+		}
 	}
 	if err := validateName("group", gc.group); err != nil {
 		return gc, err
