@@ -72,10 +72,11 @@ MAX_ENVELOPE_VALUE_BYTES = MAX_VALUE_BYTES + 64 * 1024
 MAX_ERROR_BYTES = 64 * 1024
 MAX_OPTION_BYTES = 255
 MAX_OPTIONS_BYTES = 65535
-#: Largest response payload the client accepts. One reply may carry many values: a
-#: message or record list stops only once it passes 64 MiB, plus the item that crossed
-#: it, and a scan or history page has no byte cap, so this is a sanity bound (as the
-#: Go client's) rather than the 16 MiB limit of one value.
+#: Largest response payload the client accepts. One reply may carry many values: the
+#: server stops a list near 64 MiB (queue, scan and history lists before the entry that
+#: would pass it, stream lists after the record that passes it, so up to 80 MiB; see
+#: docs/limits.md), so this is a sanity bound (as the Go client's) rather than the
+#: 16 MiB limit of one value.
 MAX_FRAME_PAYLOAD = (1 << 31) - 1
 
 _HEADER = struct.Struct("<IIQIBBBB")
