@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -56,9 +57,9 @@ const (
 	canaryNS, canaryKey = "fuzz-canary", "canary"
 )
 
-// FuzzServerRequests sends a fuzzed sequence of pipelined requests over one
-// TCP connection to a live in-process server (frame reader, dispatch, node,
-// journal, machines, reply writer), then checks that
+// FuzzServerRequests sends a fuzzed sequence of pipelined requests over TCP
+// to a live in-process server (frame reader, dispatch, node, journal,
+// machines, reply writer), then checks that
 //   - every well-framed request gets exactly one reply, in order, with its
 //     own request id and a status the protocol defines for a domain outcome
 //     (never INTERNAL_ERROR, never an undefined one); PING answers PONG, an
@@ -66,8 +67,12 @@ const (
 //     OK body decodes as its operation's layout;
 //   - a malformed frame gets BAD_REQUEST with request id 0, then the
 //     connection closes with nothing more;
-//   - afterwards the server still serves a fresh connection and a value
-//     written before fuzzing is unchanged.
+//   - afterwards a KV key whose only write in the case was an acknowledged
+//     PUT holds its value, the server still serves a fresh connection, and
+//     a value written before fuzzing is unchanged.
+//
+// Requests go on two connections at once (the input says which), so a call
+// parked on one can be woken by a write on the other.
 //
 // What the server should answer is worked out from the bytes actually sent
 // (wire.DecodeFrame over the stream), so header corruptions that still
@@ -107,7 +112,8 @@ func FuzzServerRequests(f *testing.F) {
 			exps[i] = expectFrom(stream)
 			touched = touched || exps[i].touchesCanary
 		}
-		runCase(t, srv.Addr, streams, exps)
+		runCase(t, srv.Addr, streams, &exps)
+		checkKVWrites(t, srv.Addr, exps)
 		stillServes(t, srv)
 		if !touched {
 			checkCanary(t, srv.Addr, canary)
@@ -403,6 +409,8 @@ type expectation struct {
 	malformed bool
 	// touchesCanary says a request names the canary's namespace.
 	touchesCanary bool
+	// statuses are the statuses the requests were answered with.
+	statuses []wire.Status
 }
 
 func expectFrom(stream []byte) expectation {
@@ -427,7 +435,7 @@ func expectFrom(stream []byte) expectation {
 
 // runCase sends each stream on a connection of its own, at once, and
 // checks the replies of each.
-func runCase(t *testing.T, addr string, streams [2][]byte, exps [2]expectation) {
+func runCase(t *testing.T, addr string, streams [2][]byte, exps *[2]expectation) {
 	var errs [2]error
 	var wg sync.WaitGroup
 	for i := range streams {
@@ -438,7 +446,7 @@ func runCase(t *testing.T, addr string, streams [2][]byte, exps [2]expectation) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = converse(rc.nc, rc.br, streams[i], exps[i])
+			errs[i] = converse(rc.nc, rc.br, streams[i], &exps[i])
 		}()
 	}
 	wg.Wait()
@@ -451,7 +459,7 @@ func runCase(t *testing.T, addr string, streams [2][]byte, exps [2]expectation) 
 
 // converse sends stream on nc, reads and checks every reply, and checks
 // that nothing else comes back.
-func converse(nc net.Conn, br *bufio.Reader, stream []byte, exp expectation) error {
+func converse(nc net.Conn, br *bufio.Reader, stream []byte, exp *expectation) error {
 	_ = nc.SetDeadline(time.Now().Add(fuzzCaseTimeout))
 	// The server may stop reading while replies are unread (in-flight and
 	// reply-byte limits), so the stream goes from another goroutine.
@@ -472,6 +480,7 @@ func converse(nc net.Conn, br *bufio.Reader, stream []byte, exp expectation) err
 		if f.RequestID != req.RequestID {
 			return fmt.Errorf("request %d (id %d, op 0x%02x): reply has id %d (status %d %q)", i, req.RequestID, req.Code, f.RequestID, f.Code, f.Payload)
 		}
+		exp.statuses = append(exp.statuses, wire.Status(f.Code))
 		if err := checkReply(req, f); err != nil {
 			return fmt.Errorf("request %d (id %d, op 0x%02x, payload %x): %v", i, req.RequestID, req.Code, req.Payload, err)
 		}
@@ -594,6 +603,50 @@ func checkOKBody(op wire.Op, o wire.Options, b []byte) error {
 	return err
 }
 
+// checkKVWrites checks that no acknowledged KV write is lost: a key whose
+// only KV write in the case was a PUT answered OK (without a TTL) must hold
+// that value afterwards, whichever connection wrote it.
+func checkKVWrites(t *testing.T, addr string, exps [2]expectation) {
+	t.Helper()
+	type write struct {
+		n     int
+		value []byte
+		ok    bool
+	}
+	writes := map[[2]string]*write{}
+	for _, exp := range exps {
+		for i, f := range exp.requests {
+			op := wire.Op(f.Code)
+			if op != wire.OpKVPut && op != wire.OpKVDelete {
+				continue
+			}
+			r, err := wire.DecodeRequest(f.Payload)
+			if err != nil {
+				continue
+			}
+			ns := cmp.Or(r.Namespace, "default")
+			k := [2]string{ns, string(r.Key)}
+			w := writes[k]
+			if w == nil {
+				w = &write{}
+				writes[k] = w
+			}
+			w.n++
+			w.value = r.Value
+			w.ok = op == wire.OpKVPut && i < len(exp.statuses) && exp.statuses[i] == wire.StatusOK && !r.Options.Has(wire.TagTTLSeconds)
+		}
+	}
+	for k, w := range writes {
+		if w.n != 1 || !w.ok {
+			continue
+		}
+		f := rawCall(t, addr, wire.OpKVGet, wire.Request{Namespace: k[0], Key: []byte(k[1])})
+		if wire.Status(f.Code) != wire.StatusOK || !bytes.Equal(f.Payload, w.value) {
+			t.Fatalf("KV %q/%q: acknowledged PUT of %q, then GET answers status %d %q", k[0], k[1], w.value, f.Code, f.Payload)
+		}
+	}
+}
+
 // ---- setup and checks shared by every case ----
 
 // checkOpcodeListComplete fails if the server serves an opcode missing
@@ -615,6 +668,9 @@ func checkOpcodeListComplete(tb testing.TB, addr string) {
 		f, _, err := wire.ReadFrame(br, nil, 1<<30)
 		if err != nil {
 			tb.Fatalf("opcode sweep: 0x%02x: %v", op, err)
+		}
+		if f.RequestID != uint64(op)+1 {
+			tb.Fatalf("opcode sweep: 0x%02x answered with request id %d", op, f.RequestID)
 		}
 		unknown := wire.Status(f.Code) == wire.StatusBadRequest && strings.HasPrefix(string(f.Payload), "unknown opcode")
 		if listed := slices.Contains(fuzzOps, wire.Op(op)); listed == unknown {
@@ -775,13 +831,17 @@ func fuzzSeeds() [][]byte {
 	s = seedReq(s, blockU32, wire.OpStreamGroupRead, nsDefault, keyB, gc, nil)
 	s = seedReq(s, 0, wire.OpStreamGroupDLQList, nsDefault, keyB, wire.AppendGroupName(nil, "g"), nil)
 	s = seedReq(s, blockU32, wire.OpStreamRead, nsDefault, keyB, nil, wire.AppendFlag(nil, wire.TagStreamTail))
+	s = seedReq(s, 0, wire.OpStreamRead, nsDefault, keyB, nil,
+		wire.AppendOption(wire.AppendOption(nil, wire.TagStreamStart, wire.AppendStreamID(nil, wire.StreamID{TimestampMs: 1})),
+			wire.TagStreamEnd, wire.AppendStreamID(nil, wire.StreamID{TimestampMs: 1 << 62})))
 	s = seedReq(s, 0, wire.OpStreamTrim, nsDefault, keyB, nil, wire.AppendU64(nil, wire.TagRetentionCount, 1))
 	seeds = append(seeds, s)
 
 	// An action run: register, invoke, claim with completions, status.
 	var a []byte
 	a = seedReq(a, 0, wire.OpActionRegister, nsDefault, keyB, wire.AppendActionRegister(nil, &wire.ActionRegister{TimeoutMs: 1000, MaxRetries: 1}), nil)
-	a = seedReq(a, 0, wire.OpActionInvoke, nsDefault, keyB, wire.AppendActionInvoke(nil, &wire.ActionInvoke{Input: []byte("x")}), nil)
+	a = seedReq(a, 0, wire.OpActionInvoke, nsDefault, keyB, wire.AppendActionInvoke(nil, &wire.ActionInvoke{Input: []byte("x"), IdempotencyKey: []byte("once")}), nil)
+	a = seedReq(a, 0, wire.OpActionInvoke, nsDefault, keyB, wire.AppendActionInvoke(nil, &wire.ActionInvoke{Input: []byte("x"), IdempotencyKey: []byte("once")}), nil)
 	a = seedReq(a, 0, wire.OpWorkerRegister, nsDefault, keyC, wire.AppendWorkerRegister(nil, &wire.WorkerRegister{TaskTypes: []string{"b"}}), nil)
 	a = seedReq(a, blockU32, wire.OpWorkerAwait, nsDefault, keyC, wire.AppendTaskTypes(nil, []string{"b"}), u32(nil, wire.TagCount, 2))
 	a = seedReq(a, 0, wire.OpWorkerAwait, nsDefault, keyC,
