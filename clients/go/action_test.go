@@ -843,12 +843,16 @@ func TestTaskWorker_DrainsOnShutdown(t *testing.T) {
 	c, _ := actSetup(t)
 	w := flo.NewTaskWorker(c, "w", &flo.TaskWorkerOptions{Concurrency: 2, Block: time.Second})
 	started := make(chan struct{}, 1)
+	release := make(chan struct{})
 	w.Handle("drain", func(ctx context.Context, t *flo.Task) ([]byte, error) {
 		started <- struct{}{}
-		time.Sleep(300 * time.Millisecond)
+		<-release // not ctx: a draining worker lets its handlers finish
 		return []byte("drained"), nil
 	}, &flo.ActionRegisterOptions{})
 	stop := runWorker(t, w)
+	var releaseOnce sync.Once
+	releaseHandler := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(releaseHandler) // before runWorker's cleanup stops the worker
 	actWaitRegistered(t, c, "drain")
 	id := actInvoke(t, c, "drain", "", nil)
 	select {
@@ -856,10 +860,20 @@ func TestTaskWorker_DrainsOnShutdown(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("handler did not start")
 	}
-	stopped := time.Now()
-	stop()
-	if time.Since(stopped) < 200*time.Millisecond {
-		t.Fatalf("Run returned after %v, before the handler finished", time.Since(stopped))
+	// The handler runs until released: Run must not return before that,
+	// however long the machine takes to get there.
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("Run returned before the handler finished")
+	case <-time.After(300 * time.Millisecond):
+	}
+	releaseHandler()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return once the handler finished")
 	}
 	if st := actStatus(t, c, id); st.State != flo.RunCompleted || string(st.Result) != "drained" {
 		t.Fatalf("status after drain = %+v", st)

@@ -80,7 +80,7 @@ func ExampleStream_GroupRead() {
 	}
 
 	// Each record goes to one member of the group.
-	c.Stream.GroupJoin(ctx, "orders", "billing", "worker-1", &flo.StreamGroupJoinOptions{AckTimeout: 100 * time.Millisecond})
+	c.Stream.GroupJoin(ctx, "orders", "billing", "worker-1", &flo.StreamGroupJoinOptions{AckTimeout: time.Second})
 	a, _ := c.Stream.GroupRead(ctx, "orders", "billing", "worker-1", &flo.StreamGroupReadOptions{Count: 3})
 	b, _ := c.Stream.GroupRead(ctx, "orders", "billing", "worker-2", nil)
 	fmt.Println("worker-1:", streamOffsets(a), "worker-2:", streamOffsets(b))

@@ -29,6 +29,26 @@ func (l *renewLog) renew(_ context.Context, due []int) (lost, failed []int) {
 	return lost, nil
 }
 
+// waitFor polls cond until it holds, failing the test after 10 s: rounds
+// come every few ms, but a loaded machine may stall the keeper for longer.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// rounds counts the renewal calls so far.
+func (l *renewLog) rounds() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.batches)
+}
+
 // renewed counts the renewals of x so far.
 func (l *renewLog) renewed(x int) int {
 	l.mu.Lock()
@@ -46,11 +66,32 @@ func TestLeaseKeeper_RenewsLongRunningItemsTogether(t *testing.T) {
 	var log renewLog
 	k := startLeaseKeeper(20*time.Millisecond, log.renew)
 	defer k.close()
-	k.add(1)
-	k.add(2)
-	k.add(3)
-	k.remove(3) // finished before its first renewal
-	time.Sleep(150 * time.Millisecond)
+	lastTick := func() time.Time {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		return k.lastTick
+	}
+	for attempt := 0; ; attempt++ {
+		before := lastTick()
+		k.add(1)
+		k.add(2)
+		k.add(3)
+		k.remove(3) // finished before its first renewal
+		if lastTick().Equal(before) {
+			break // all added between the same two ticks
+		}
+		// A tick fell between the adds (the test goroutine stalled for a
+		// tick's 5 ms), so they were not leased together: start over.
+		if attempt == 100 {
+			t.Fatal("could not add the items between two ticks")
+		}
+		k.remove(1)
+		k.remove(2)
+		log.mu.Lock()
+		log.batches = nil
+		log.mu.Unlock()
+	}
+	waitFor(t, "two renewal rounds", func() bool { return log.rounds() >= 2 })
 	log.mu.Lock()
 	together := slices.Clone(log.batches) // rounds while both were held
 	log.mu.Unlock()
@@ -93,13 +134,12 @@ func TestLeaseKeeper_ALeaseTakenDuringARoundIsNotLost(t *testing.T) {
 	<-entered
 	k.add(1) // ...but the item was leased again (another handler) meanwhile
 	close(release)
-	time.Sleep(80 * time.Millisecond)
-	mu.Lock()
-	n := rounds
-	mu.Unlock()
-	if n < 2 {
-		t.Fatal("a lease taken during a round that reported the old one lost is not renewed")
-	}
+	// Not renewed again if the lost report wrongly applied to the new lease.
+	waitFor(t, "a renewal of the lease taken during the round", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return rounds >= 2
+	})
 	k.remove(1)
 	k.remove(1)
 }
@@ -110,7 +150,7 @@ func TestLeaseKeeper_LostItemsAreNotRenewedUntilLeasedAgain(t *testing.T) {
 	defer k.close()
 	k.add(7)
 	k.add(8)
-	time.Sleep(120 * time.Millisecond)
+	waitFor(t, "three renewals of the kept item", func() bool { return log.renewed(8) >= 3 })
 	if log.renewed(7) != 1 || log.renewed(8) < 3 {
 		t.Fatalf("lost item renewed %d times, kept item %d times", log.renewed(7), log.renewed(8))
 	}
@@ -119,10 +159,7 @@ func TestLeaseKeeper_LostItemsAreNotRenewedUntilLeasedAgain(t *testing.T) {
 	log.lose[7] = false
 	log.mu.Unlock()
 	k.add(7)
-	time.Sleep(60 * time.Millisecond)
-	if log.renewed(7) < 2 {
-		t.Fatal("an item leased again after its lease was lost is not renewed")
-	}
+	waitFor(t, "a renewal of the item leased again after its lease was lost", func() bool { return log.renewed(7) >= 2 })
 	k.remove(7)
 	k.remove(7)
 	k.remove(8)
@@ -135,10 +172,7 @@ func TestLeaseKeeper_OverlappingHoldersKeepRenewing(t *testing.T) {
 	k.add(5)
 	k.add(5) // redelivered to a second handler while the first still runs
 	k.remove(5)
-	time.Sleep(60 * time.Millisecond)
-	if log.renewed(5) == 0 {
-		t.Fatal("the remaining holder's item was not renewed")
-	}
+	waitFor(t, "a renewal of the remaining holder's item", func() bool { return log.renewed(5) > 0 })
 	k.remove(5)
 }
 
@@ -209,31 +243,32 @@ func TestLeaseKeeper_RetriesAFailedRenewalAtTheNextTick(t *testing.T) {
 
 func TestLeaseKeeper_SplitsARoundAtTheServersListLimit(t *testing.T) {
 	var log renewLog
-	k := startLeaseKeeper(20*time.Millisecond, log.renew)
+	// Ticks every 100 ms, so the adds below usually fall between two ticks
+	// and every item is due in the same round.
+	k := startLeaseKeeper(400*time.Millisecond, log.renew)
 	defer k.close()
 	const n = maxRenewBatch + 1
 	for i := range n {
 		k.add(i)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for log.renewed(n-1) == 0 || log.renewed(0) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("not renewed")
+	// A round renews its items in several calls: wait for the last of them
+	// (checking two items could see a round half done).
+	waitFor(t, "every item renewed", func() bool {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		seen := map[int]bool{}
+		for _, b := range log.batches {
+			for _, x := range b {
+				seen[x] = true
+			}
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(seen) == n
+	})
 	log.mu.Lock()
 	defer log.mu.Unlock()
-	seen := map[int]bool{}
 	for _, b := range log.batches {
 		if len(b) > maxRenewBatch {
 			t.Fatalf("a renewal call carried %d items, over the %d the servers take", len(b), maxRenewBatch)
 		}
-		for _, x := range b {
-			seen[x] = true
-		}
-	}
-	if len(seen) != n {
-		t.Fatalf("renewed %d of %d items", len(seen), n)
 	}
 }

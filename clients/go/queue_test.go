@@ -163,7 +163,9 @@ func TestQueue_Dedup(t *testing.T) {
 func TestQueue_RedeliveryAfterVisibilityTimeout(t *testing.T) {
 	_, c, ctx := queueSetup(t)
 	enqueueAll(t, c, "jobs", "work")
-	first := mustDequeue(t, c, "jobs", 1, &flo.QueueDequeueOptions{Visibility: 200 * time.Millisecond})
+	// A lease long enough that the dequeue below comes before it ends even
+	// on a loaded machine.
+	first := mustDequeue(t, c, "jobs", 1, &flo.QueueDequeueOptions{Visibility: time.Second})
 	if len(first) != 1 || first[0].Deliveries != 1 {
 		t.Fatalf("first delivery %+v", first)
 	}
@@ -427,7 +429,7 @@ func TestQueue_LongPollDroppedWaiterTakesNothing(t *testing.T) {
 	if err := <-droppedDone; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled dequeue: %v", err)
 	}
-	time.Sleep(200 * time.Millisecond) // let the server see the disconnect
+	time.Sleep(time.Second) // let the server see the disconnect, even on a loaded machine
 	seq := enqueueAll(t, c, "jobs", "only one")[0]
 	select {
 	case ms := <-got:

@@ -294,7 +294,7 @@ class LiveClientTest(ServerTestCase):
         waiter.cancel()
         with self.assertRaises(asyncio.CancelledError):
             await waiter
-        await asyncio.sleep(0.2)  # let the server see the disconnect
+        await asyncio.sleep(1.0)  # let the server see the disconnect, even on a loaded machine
         await self.client.queue.enqueue("cancel-q", b"m")
         res = await self.client.queue.dequeue("cancel-q", 1)
         self.assertEqual([m.payload for m in res.messages], [b"m"])

@@ -124,7 +124,8 @@ class QueueTest(ServerTestCase):
     async def test_visibility_timeout_redelivers(self) -> None:
         q = self.client.queue
         seq = await q.enqueue("v", b"job")
-        res = await q.dequeue("v", 1, DequeueOptions(visibility_timeout_ms=300))
+        # A lease long enough that the dequeue right after it comes first even on a loaded machine.
+        res = await q.dequeue("v", 1, DequeueOptions(visibility_timeout_ms=1000))
         self.assertEqual(res.messages[0].seq, seq)
         self.assertEqual((await q.dequeue("v", 1)).messages, [])
         again = await q.dequeue("v", 1, DequeueOptions(block_ms=3000))
@@ -133,11 +134,12 @@ class QueueTest(ServerTestCase):
     async def test_touch_extends_lease(self) -> None:
         q = self.client.queue
         seq = await q.enqueue("t", b"long")
-        await q.dequeue("t", 1, DequeueOptions(visibility_timeout_ms=700))
-        for _ in range(3):
+        # A 1.5 s lease touched every 0.35 s: a loaded machine may delay a touch by a second.
+        await q.dequeue("t", 1, DequeueOptions(visibility_timeout_ms=1500))
+        for _ in range(5):
             await asyncio.sleep(0.35)
             await q.touch("t", [seq])
-        # 1.05 s after the dequeue the 0.7 s lease would have run out without the touches.
+        # 1.75 s after the dequeue the 1.5 s lease would have run out without the touches.
         self.assertEqual((await q.peek("t", 1)).messages, [])
         await q.touch("t", [seq], QueueTouchOptions())
         await q.ack("t", [seq], AckOptions())

@@ -187,7 +187,9 @@ class StreamTest(ServerTestCase):
     async def test_group_extensions(self) -> None:
         s = self.client.stream
         await self.fill("gx", 3)
-        await s.group_join("gx", "g", "c1", StreamGroupJoinOptions(ack_timeout_ms=300, max_deliver=2))
+        # An ack timeout long enough that offset 2 is still in flight at the c2 read below,
+        # even on a loaded machine.
+        await s.group_join("gx", "g", "c1", StreamGroupJoinOptions(ack_timeout_ms=1000, max_deliver=2))
         first = await s.group_read("gx", "g", "c1", StreamGroupReadOptions(count=3))
         self.assertEqual([r.offset for r in first.records], [1, 2, 3])
         self.assertEqual(await s.group_nack("gx", "g", [1]), 1)   # redeliverable at once
