@@ -1202,3 +1202,41 @@ func TestStream_UnknownIsEmptyAndBadInputIsBadRequest(t *testing.T) {
 	_, err = c.Stream.GroupDLQList(ctx, "s", "", nil)
 	bad("dead letters of an empty group", err)
 }
+
+// TestStream_GroupReadCountDefaultAndClamp: a group read hands out 10
+// records by default and at most 1000 (SEMANTICS §4.4, §8.2).
+func TestStream_GroupReadCountDefaultAndClamp(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	streamFill(t, c, "s", 1100)
+	if rs, err := c.Stream.GroupRead(ctx, "s", "g", "c", nil); err != nil || !reflect.DeepEqual(streamOffsets(rs), streamRange(1, 10)) {
+		t.Fatalf("default count: %d records, %v", len(rs), err)
+	}
+	if rs, err := c.Stream.GroupRead(ctx, "s", "g", "c", &flo.StreamGroupReadOptions{Count: 5000}); err != nil || !reflect.DeepEqual(streamOffsets(rs), streamRange(11, 1010)) {
+		t.Fatalf("count 5000: %d records, %v", len(rs), err)
+	}
+}
+
+// TestStream_ClientTimestampLeavesServerClockAlone: a client timestamp is
+// stored as given and moves neither the offsets nor the timestamps the
+// server assigns to later records (SEMANTICS §4.2).
+func TestStream_ClientTimestampLeavesServerClockAlone(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	future := time.Now().Add(24 * time.Hour).Truncate(time.Millisecond)
+	past := time.UnixMilli(1)
+	a, err := c.Stream.Append(ctx, "s", []byte("future"), &flo.StreamAppendOptions{Timestamp: future})
+	if err != nil || !a.Timestamp.Equal(future) || a.Offset != 1 {
+		t.Fatalf("future: %+v %v", a, err)
+	}
+	b, err := c.Stream.Append(ctx, "s", []byte("now"), nil)
+	if err != nil || b.Offset != 2 || time.Since(b.Timestamp) > time.Minute || b.Timestamp.After(time.Now().Add(time.Second)) {
+		t.Fatalf("server timestamp after a future client one: %+v %v", b, err)
+	}
+	p, err := c.Stream.Append(ctx, "s", []byte("past"), &flo.StreamAppendOptions{Timestamp: past})
+	if err != nil || p.Offset != 3 || !p.Timestamp.Equal(past) {
+		t.Fatalf("past: %+v %v", p, err)
+	}
+	rs, err := c.Stream.Read(ctx, "s", nil)
+	if err != nil || !reflect.DeepEqual(streamOffsets(rs), []uint64{1, 2, 3}) || !rs[0].Timestamp.Equal(future) || !rs[1].Timestamp.Equal(b.Timestamp) || !rs[2].Timestamp.Equal(past) {
+		t.Fatalf("read: %+v %v", rs, err)
+	}
+}

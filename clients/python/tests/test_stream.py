@@ -311,3 +311,25 @@ class StreamTest(ServerTestCase):
         ):
             with self.assertRaises(BadRequestError):
                 await call()
+
+    async def test_out_of_range_positions_and_offsets_are_bad_requests(self) -> None:
+        # SEMANTICS §8.1: a value out of range is a BadRequestError (the client's
+        # ValidationError), never a bare struct.error from encoding it.
+        s = self.client.stream
+        await self.fill("neg", 1)
+        for opts in (
+            StreamReadOptions(offset=-1),
+            StreamReadOptions(start_mode=StreamStartMode.TIMESTAMP, timestamp=-1),
+            StreamReadOptions(start=StreamID(0, 2**64)),
+            StreamReadOptions(end=StreamID.from_sequence(-3)),
+        ):
+            with self.assertRaises(BadRequestError, msg=str(opts)):
+                await s.read("neg", opts)
+        for call in (
+            lambda: s.group_ack("neg", "g", [-1]),
+            lambda: s.group_nack("neg", "g", [2**64]),
+            lambda: s.group_touch("neg", "g", [StreamID.from_sequence(-1)]),
+        ):
+            with self.assertRaises(BadRequestError):
+                await call()
+        self.assertEqual(len((await s.read("neg")).records), 1)
