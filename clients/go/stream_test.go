@@ -890,3 +890,353 @@ func TestStream_GroupOffsetListLimit(t *testing.T) {
 		t.Fatalf("after the ack of 10,000 offsets: %d records redelivered, %v", len(got), err)
 	}
 }
+
+// TestStream_BlockingReadWaitsForThatOffset: an OFFSET read past the end
+// waits until that offset is written (SEMANTICS §4.3), not for the next
+// append; a read of a stream that does not exist yet is woken by the append
+// that creates it.
+func TestStream_BlockingReadWaitsForThatOffset(t *testing.T) {
+	srv, c, ctx := streamSetup(t)
+	writer := srv.Client(t, flo.Options{})
+	type res struct {
+		rs  []flo.StreamRecord
+		err error
+	}
+	got := make(chan res, 1)
+	go func() {
+		rs, err := c.Stream.Read(ctx, "new", &flo.StreamReadOptions{Block: 10 * time.Second})
+		got <- res{rs, err}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if _, err := writer.Stream.Append(ctx, "new", []byte("first"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-got; r.err != nil || len(r.rs) != 1 || string(r.rs[0].Payload) != "first" {
+		t.Fatalf("read of a new stream: %+v %v", r.rs, r.err)
+	}
+	go func() {
+		rs, err := c.Stream.Read(ctx, "new", &flo.StreamReadOptions{Offset: 4, Block: 10 * time.Second})
+		got <- res{rs, err}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	for i := 2; i <= 3; i++ {
+		if _, err := writer.Stream.Append(ctx, "new", []byte(fmt.Sprint("r", i)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case r := <-got:
+		t.Fatalf("read returned before offset 4 was written: %v %v", streamOffsets(r.rs), r.err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if _, err := writer.Stream.Append(ctx, "new", []byte("r4"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-got; r.err != nil || !reflect.DeepEqual(streamOffsets(r.rs), []uint64{4}) {
+		t.Fatalf("offset read: %v %v", streamOffsets(r.rs), r.err)
+	}
+}
+
+// TestStream_InfoAndGroupsOfATrimmedStream: info of a stream trimmed to
+// nothing keeps the last offset; a new group starts at the first retained
+// record (D10); an old group's cursor skips what was trimmed.
+func TestStream_InfoAndGroupsOfATrimmedStream(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	streamFill(t, c, "t", 5)
+	if rs, err := c.Stream.GroupRead(ctx, "t", "old", "c", &flo.StreamGroupReadOptions{Count: 1}); err != nil || len(rs) != 1 {
+		t.Fatalf("old group: %v %v", streamOffsets(rs), err)
+	}
+	if _, err := c.Stream.Trim(ctx, "t", &flo.StreamTrimOptions{MaxLen: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if i, err := c.Stream.Info(ctx, "t", nil); err != nil || i != (flo.StreamInfo{FirstOffset: 4, LastOffset: 5, Count: 2, Bytes: 4}) {
+		t.Fatalf("info after trim: %+v %v", i, err)
+	}
+	if rs, err := c.Stream.GroupRead(ctx, "t", "new", "c", nil); err != nil || !reflect.DeepEqual(streamOffsets(rs), []uint64{4, 5}) {
+		t.Fatalf("new group after trim: %v %v", streamOffsets(rs), err)
+	}
+	if rs, err := c.Stream.GroupRead(ctx, "t", "old", "c", nil); err != nil || !reflect.DeepEqual(streamOffsets(rs), []uint64{4, 5}) {
+		t.Fatalf("old group after trim: %v %v", streamOffsets(rs), err)
+	}
+	if r, err := c.Stream.Trim(ctx, "t", &flo.StreamTrimOptions{All: true}); err != nil || r != (flo.StreamTrimResult{Deleted: 2}) {
+		t.Fatalf("trim all: %+v %v", r, err)
+	}
+	if i, err := c.Stream.Info(ctx, "t", nil); err != nil || i != (flo.StreamInfo{LastOffset: 5}) {
+		t.Fatalf("info of an emptied stream: %+v %v", i, err)
+	}
+	if got := streamRead(t, c, "t", nil); len(got) != 0 {
+		t.Fatalf("read of an emptied stream: %v", got)
+	}
+	if got := streamRead(t, c, "t", &flo.StreamReadOptions{Tail: true}); len(got) != 0 {
+		t.Fatalf("tail of an emptied stream: %v", got)
+	}
+	if r, err := c.Stream.Trim(ctx, "t", &flo.StreamTrimOptions{MaxLen: 1}); err != nil || r != (flo.StreamTrimResult{}) {
+		t.Fatalf("trim of an emptied stream: %+v %v", r, err)
+	}
+	streamFill(t, c, "t", 1)
+	if i, err := c.Stream.Info(ctx, "t", nil); err != nil || i != (flo.StreamInfo{FirstOffset: 6, LastOffset: 6, Count: 1, Bytes: 2}) {
+		t.Fatalf("info after appending to an emptied stream: %+v %v", i, err)
+	}
+	if rs, err := c.Stream.GroupRead(ctx, "t", "newest", "c", nil); err != nil || !reflect.DeepEqual(streamOffsets(rs), []uint64{6}) {
+		t.Fatalf("group created after trimming all: %v %v", streamOffsets(rs), err)
+	}
+}
+
+// TestStream_GroupExpiredPendingComeBeforeNewRecords: within its deadline
+// a record goes to nobody, not even its own consumer again; once the
+// deadline passes, the next read by any member gets it first (oldest
+// offset first, marked redelivered), then new records (SEMANTICS §4.4).
+func TestStream_GroupExpiredPendingComeBeforeNewRecords(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	streamFill(t, c, "s", 2)
+	const ackTimeout = time.Second
+	read := func(consumer string, count int) []flo.StreamRecord {
+		t.Helper()
+		rs, err := c.Stream.GroupRead(ctx, "s", "g", consumer, &flo.StreamGroupReadOptions{Count: count, AckTimeout: ackTimeout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	if got := streamOffsets(read("c1", 10)); !reflect.DeepEqual(got, []uint64{1, 2}) {
+		t.Fatalf("first read: %v", got)
+	}
+	delivered := time.Now() // the server's deadline is at most this + ackTimeout
+	streamFill(t, c, "s", 4)
+	if got := streamOffsets(read("c1", 2)); !reflect.DeepEqual(got, []uint64{3, 4}) {
+		t.Fatalf("own unexpired records re-sent: %v", got)
+	}
+	if err := c.Stream.GroupAck(ctx, "s", "g", []uint64{3, 4}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(delivered) >= ackTimeout {
+		t.Skip("inconclusive: the host took over the ack timeout between reads")
+	}
+	time.Sleep(time.Until(delivered.Add(ackTimeout + 50*time.Millisecond)))
+	rs := read("c2", 3)
+	if got := streamOffsets(rs); !reflect.DeepEqual(got, []uint64{1, 2, 5}) {
+		t.Fatalf("after the deadline: %v, want expired 1, 2 then new 5", got)
+	}
+	if !rs[0].Redelivered || !rs[1].Redelivered || rs[2].Redelivered {
+		t.Fatalf("redelivered flags: %+v", rs)
+	}
+	if got := streamOffsets(read("c2", 10)); !reflect.DeepEqual(got, []uint64{6}) {
+		t.Fatalf("rest: %v", got)
+	}
+}
+
+// TestStream_GroupDefaultDeliveryLimitIsTen: without settings a group
+// delivers a record at most 10 times (D10); the next release moves it to
+// the group's dead-letter list with its delivery count.
+func TestStream_GroupDefaultDeliveryLimitIsTen(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	streamFill(t, c, "s", 1)
+	for i := 1; i <= 10; i++ {
+		consumer := fmt.Sprint("c", i)
+		rs, err := c.Stream.GroupRead(ctx, "s", "g", consumer, nil)
+		if err != nil || len(rs) != 1 || rs[0].Offset != 1 || rs[0].Redelivered != (i > 1) {
+			t.Fatalf("delivery %d: %+v %v", i, rs, err)
+		}
+		if err := c.Stream.GroupNack(ctx, "s", "g", []uint64{1}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rs, err := c.Stream.GroupRead(ctx, "s", "g", "c11", nil); err != nil || len(rs) != 0 {
+		t.Fatalf("11th delivery: %v %v", streamOffsets(rs), err)
+	}
+	dead, err := c.Stream.GroupDLQList(ctx, "s", "g", nil)
+	if err != nil || len(dead) != 1 || dead[0].Offset != 1 || dead[0].Deliveries != 10 || dead[0].Consumer != "c10" {
+		t.Fatalf("dead letters: %+v %v", dead, err)
+	}
+	// Only this group stopped delivering it: it stays in the stream and
+	// another group gets it.
+	if got := streamRead(t, c, "s", nil); !reflect.DeepEqual(got, []uint64{1}) {
+		t.Fatalf("stream: %v", got)
+	}
+	if rs, err := c.Stream.GroupRead(ctx, "s", "other", "c", nil); err != nil || len(rs) != 1 {
+		t.Fatalf("other group: %v %v", streamOffsets(rs), err)
+	}
+}
+
+// TestStream_GroupsAreIndependent: a group is (stream, group), so the same
+// name on another stream is another group; groups do not share progress or
+// acks; a plain read moves no group.
+func TestStream_GroupsAreIndependent(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	streamFill(t, c, "a", 3)
+	streamFill(t, c, "b", 2)
+	if got := streamRead(t, c, "a", nil); len(got) != 3 {
+		t.Fatalf("plain read: %v", got)
+	}
+	groupRead := func(stream, group string) []uint64 {
+		t.Helper()
+		rs, err := c.Stream.GroupRead(ctx, stream, group, "c", &flo.StreamGroupReadOptions{Count: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return streamOffsets(rs)
+	}
+	if got := groupRead("a", "g"); !reflect.DeepEqual(got, []uint64{1, 2, 3}) {
+		t.Fatalf("a/g after a plain read: %v", got)
+	}
+	if got := groupRead("b", "g"); !reflect.DeepEqual(got, []uint64{1, 2}) {
+		t.Fatalf("b/g: %v", got)
+	}
+	if got := groupRead("a", "h"); !reflect.DeepEqual(got, []uint64{1, 2, 3}) {
+		t.Fatalf("a/h: %v", got)
+	}
+	// An ack on a/g leaves b/g's and a/h's entries pending.
+	if err := c.Stream.GroupAck(ctx, "a", "g", []uint64{1, 2}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, sg := range [][2]string{{"b", "g"}, {"a", "h"}} {
+		if err := c.Stream.GroupNack(ctx, sg[0], sg[1], []uint64{1}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := groupRead(sg[0], sg[1]); !reflect.DeepEqual(got, []uint64{1}) {
+			t.Fatalf("%s/%s after a/g's ack: %v", sg[0], sg[1], got)
+		}
+	}
+}
+
+// TestStream_GroupReadWokenByLeaveAndCreatedByRead: a blocking group read
+// that creates its stream and group is woken by the first append; one
+// parked behind a consumer's records is woken when that consumer leaves.
+func TestStream_GroupReadWokenByLeaveAndCreatedByRead(t *testing.T) {
+	srv, c, ctx := streamSetup(t)
+	reader := srv.Client(t, flo.Options{})
+	type res struct {
+		offs []uint64
+		err  error
+	}
+	got := make(chan res, 1)
+	park := func() {
+		go func() {
+			rs, err := reader.Stream.GroupRead(ctx, "s", "g", "r", &flo.StreamGroupReadOptions{Count: 10, Block: 10 * time.Second})
+			got <- res{streamOffsets(rs), err}
+		}()
+		time.Sleep(50 * time.Millisecond)
+	}
+	park()
+	streamFill(t, c, "s", 1)
+	if r := <-got; r.err != nil || !reflect.DeepEqual(r.offs, []uint64{1}) {
+		t.Fatalf("woken by the first append: %v %v", r.offs, r.err)
+	}
+	if err := c.Stream.GroupAck(ctx, "s", "g", []uint64{1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	streamFill(t, c, "s", 3) // offsets 2, 3, 4
+	if rs, err := c.Stream.GroupRead(ctx, "s", "g", "holder", nil); err != nil || !reflect.DeepEqual(streamOffsets(rs), []uint64{2, 3, 4}) {
+		t.Fatalf("holder: %v %v", streamOffsets(rs), err)
+	}
+	park()
+	select {
+	case r := <-got:
+		t.Fatalf("reader got held records: %v %v", r.offs, r.err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := c.Stream.GroupLeave(ctx, "s", "g", "holder", nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-got:
+		if r.err != nil || !reflect.DeepEqual(r.offs, []uint64{2, 3, 4}) {
+			t.Fatalf("after leave: %v %v", r.offs, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("leave did not wake the parked reader")
+	}
+}
+
+// TestStream_UnknownIsEmptyAndBadInputIsBadRequest: nothing about a stream
+// or group that does not exist is an error (SEMANTICS §1.1, §8.1); empty
+// names are BAD_REQUEST, never NOT_FOUND.
+func TestStream_UnknownIsEmptyAndBadInputIsBadRequest(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	if got := streamRead(t, c, "nope", &flo.StreamReadOptions{Tail: true}); len(got) != 0 {
+		t.Fatalf("tail of unknown: %v", got)
+	}
+	if r, err := c.Stream.Trim(ctx, "nope", &flo.StreamTrimOptions{MaxLen: 1}); err != nil || r != (flo.StreamTrimResult{}) {
+		t.Fatalf("trim of unknown: %+v %v", r, err)
+	}
+	for name, err := range map[string]error{
+		"ack":     c.Stream.GroupAck(ctx, "nope", "g", []uint64{1}, nil),
+		"nack":    c.Stream.GroupNack(ctx, "nope", "g", []uint64{1}, nil),
+		"touch":   c.Stream.GroupTouch(ctx, "nope", "g", []uint64{1}, nil),
+		"requeue": c.Stream.GroupDLQRequeue(ctx, "nope", "g", []uint64{1}, nil),
+		"leave":   c.Stream.GroupLeave(ctx, "nope", "g", "c", nil),
+	} {
+		if err != nil {
+			t.Errorf("%s on an unknown group: %v", name, err)
+		}
+	}
+	if dead, err := c.Stream.GroupDLQList(ctx, "nope", "g", nil); err != nil || len(dead) != 0 {
+		t.Fatalf("dead letters of unknown: %+v %v", dead, err)
+	}
+	if err := c.Stream.GroupJoin(ctx, "nope", "g", "c", nil); err != nil {
+		t.Fatalf("join of unknown: %v", err)
+	}
+	if rs, err := c.Stream.GroupRead(ctx, "nope", "g2", "c", nil); err != nil || len(rs) != 0 {
+		t.Fatalf("group read of unknown: %v %v", rs, err)
+	}
+	bad := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, flo.ErrBadRequest) {
+			t.Errorf("%s: err = %v, want BAD_REQUEST", what, err)
+		}
+	}
+	_, err := c.Stream.Read(ctx, "", nil)
+	bad("read of an empty name", err)
+	_, err = c.Stream.Info(ctx, "", nil)
+	bad("info of an empty name", err)
+	_, err = c.Stream.Trim(ctx, "", nil)
+	bad("trim of an empty name", err)
+	bad("join with an empty group", c.Stream.GroupJoin(ctx, "s", "", "c", nil))
+	bad("join with an empty consumer", c.Stream.GroupJoin(ctx, "s", "g", "", nil))
+	_, err = c.Stream.GroupRead(ctx, "s", "g", "", nil)
+	bad("group read with an empty consumer", err)
+	_, err = c.Stream.GroupRead(ctx, "", "g", "c", nil)
+	bad("group read of an empty stream name", err)
+	bad("ack with an empty group", c.Stream.GroupAck(ctx, "s", "", []uint64{1}, nil))
+	bad("leave with an empty consumer", c.Stream.GroupLeave(ctx, "s", "g", "", nil))
+	_, err = c.Stream.GroupDLQList(ctx, "s", "", nil)
+	bad("dead letters of an empty group", err)
+}
+
+// TestStream_GroupReadCountDefaultAndClamp: a group read hands out 10
+// records by default and at most 1000 (SEMANTICS §4.4, §8.2).
+func TestStream_GroupReadCountDefaultAndClamp(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	streamFill(t, c, "s", 1100)
+	if rs, err := c.Stream.GroupRead(ctx, "s", "g", "c", nil); err != nil || !reflect.DeepEqual(streamOffsets(rs), streamRange(1, 10)) {
+		t.Fatalf("default count: %d records, %v", len(rs), err)
+	}
+	if rs, err := c.Stream.GroupRead(ctx, "s", "g", "c", &flo.StreamGroupReadOptions{Count: 5000}); err != nil || !reflect.DeepEqual(streamOffsets(rs), streamRange(11, 1010)) {
+		t.Fatalf("count 5000: %d records, %v", len(rs), err)
+	}
+}
+
+// TestStream_ClientTimestampLeavesServerClockAlone: a client timestamp is
+// stored as given and moves neither the offsets nor the timestamps the
+// server assigns to later records (SEMANTICS §4.2).
+func TestStream_ClientTimestampLeavesServerClockAlone(t *testing.T) {
+	_, c, ctx := streamSetup(t)
+	future := time.Now().Add(24 * time.Hour).Truncate(time.Millisecond)
+	past := time.UnixMilli(1)
+	a, err := c.Stream.Append(ctx, "s", []byte("future"), &flo.StreamAppendOptions{Timestamp: future})
+	if err != nil || !a.Timestamp.Equal(future) || a.Offset != 1 {
+		t.Fatalf("future: %+v %v", a, err)
+	}
+	b, err := c.Stream.Append(ctx, "s", []byte("now"), nil)
+	if err != nil || b.Offset != 2 || time.Since(b.Timestamp) > time.Minute || b.Timestamp.After(time.Now().Add(time.Second)) {
+		t.Fatalf("server timestamp after a future client one: %+v %v", b, err)
+	}
+	p, err := c.Stream.Append(ctx, "s", []byte("past"), &flo.StreamAppendOptions{Timestamp: past})
+	if err != nil || p.Offset != 3 || !p.Timestamp.Equal(past) {
+		t.Fatalf("past: %+v %v", p, err)
+	}
+	rs, err := c.Stream.Read(ctx, "s", nil)
+	if err != nil || !reflect.DeepEqual(streamOffsets(rs), []uint64{1, 2, 3}) || !rs[0].Timestamp.Equal(future) || !rs[1].Timestamp.Equal(b.Timestamp) || !rs[2].Timestamp.Equal(past) {
+		t.Fatalf("read: %+v %v", rs, err)
+	}
+}

@@ -886,3 +886,27 @@ func TestMachine_InfoIgnoresUncommittedAppends(t *testing.T) {
 		t.Fatalf("info after the commit: %+v", got)
 	}
 }
+
+// TestMachine_GroupDefaultAckTimeoutIs30s: without settings a delivery's
+// deadline is 30 s after it (D10); nobody gets the record before then, the
+// next reader does after.
+func TestMachine_GroupDefaultAckTimeoutIs30s(t *testing.T) {
+	t.Parallel()
+	f := setup(t, Limits{})
+	f.append("s", "x", nil)
+	if got := offsetsOf(t, f.groupRead("g", "a", 10, nil)); !reflect.DeepEqual(got, seq(1, 1)) {
+		t.Fatalf("first: %v", got)
+	}
+	delivered := f.now
+	if due := f.m.NextDue(); due != delivered+int64(AckTimeoutDefault) || AckTimeoutDefault != 30*time.Second {
+		t.Fatalf("NextDue = %d, want delivery time %d + 30 s", due, delivered)
+	}
+	f.now = delivered + int64(AckTimeoutDefault) - int64(2*time.Millisecond) // apply adds 1 ms
+	if r := f.groupRead("g", "b", 10, nil); !r.Empty {
+		t.Fatalf("redelivered before 30 s: %v", offsetsOf(t, r))
+	}
+	f.now = delivered + int64(AckTimeoutDefault)
+	if got := offsetsOf(t, f.groupRead("g", "b", 10, nil)); !reflect.DeepEqual(got, seq(1, 1)) {
+		t.Fatalf("after 30 s: %v", got)
+	}
+}

@@ -7,6 +7,7 @@ import time
 
 from .harness import ServerTestCase
 from flo import (
+    BadRequestError,
     StreamAppendOptions,
     StreamGroupDlqListOptions,
     StreamGroupJoinOptions,
@@ -129,7 +130,7 @@ class StreamTest(ServerTestCase):
         self.assertGreater(info.bytes, 0)
         dry = await s.trim("i", StreamTrimOptions(max_len=4, dry_run=True))
         self.assertEqual((await s.info("i")).count, 10)
-        self.assertIn(dry.deleted_count, (0, 6))
+        self.assertEqual((dry.deleted_count, dry.first_offset), (6, 7))
         await s.trim("i", StreamTrimOptions(max_len=4))
         info = await s.info("i", StreamInfoOptions())
         self.assertEqual((info.first_offset, info.last_offset, info.count), (7, 10, 4))
@@ -222,3 +223,113 @@ class StreamTest(ServerTestCase):
         self.assertEqual((await s.info("ns", StreamInfoOptions(namespace=other))).count, 1)
         r = await s.group_read("ns", "g", "c", StreamGroupReadOptions(namespace=other))
         self.assertEqual([x.payload for x in r.records], [b"theirs"])
+
+    async def test_offset_zero_and_trimmed_offsets_start_at_the_first_retained(self) -> None:
+        # SEMANTICS §4.3: OFFSET 0 means the beginning; an offset before the first retained
+        # record starts there.
+        s = self.client.stream
+        await self.fill("o", 5)
+        r = await s.read("o", StreamReadOptions(start_mode=StreamStartMode.OFFSET, offset=0, count=2))
+        self.assertEqual([x.offset for x in r.records], [1, 2])
+        await s.trim("o", StreamTrimOptions(max_len=2))
+        r = await s.read("o", StreamReadOptions(start_mode=StreamStartMode.OFFSET, offset=1))
+        self.assertEqual([x.offset for x in r.records], [4, 5])
+        r = await s.read("o")
+        self.assertEqual([x.offset for x in r.records], [4, 5])
+
+    async def test_timestamp_mode_is_earliest_offset_then_offset_order(self) -> None:
+        # SEMANTICS §4.3: the earliest offset whose timestamp >= T, then offset order even if a
+        # later client timestamp is smaller; a blocking read waits for a qualifying record.
+        s = self.client.stream
+        for ts in (1000, 3000, 2000, 4000):
+            await s.append("oo", str(ts).encode(), StreamAppendOptions(timestamp=ts))
+        r = await s.read("oo", StreamReadOptions(start_mode=StreamStartMode.TIMESTAMP, timestamp=2500))
+        self.assertEqual([x.timestamp for x in r.records], [3000, 2000, 4000])
+
+        async def later() -> None:
+            await asyncio.sleep(0.2)
+            await s.append("oo", b"old", StreamAppendOptions(timestamp=1500))
+            await s.append("oo", b"new", StreamAppendOptions(timestamp=9000))
+
+        t = asyncio.create_task(later())
+        r = await s.read("oo", StreamReadOptions(start_mode=StreamStartMode.TIMESTAMP, timestamp=5000, block_ms=3000))
+        await t
+        self.assertEqual([x.payload for x in r.records], [b"new"])
+
+    async def test_trim_policies_and_emptied_stream_info(self) -> None:
+        s = self.client.stream
+        old = int(time.time() * 1000) - 3_600_000
+        for i in range(10):  # ten 10-byte records, the first five an hour old
+            opts = StreamAppendOptions(timestamp=old) if i < 5 else None
+            await s.append("tp", f"record-{i:03d}".encode(), opts)
+        self.assertEqual((await s.info("tp")).bytes, 100)
+        dry = await s.trim("tp", StreamTrimOptions(max_age_seconds=600, dry_run=True))
+        self.assertEqual((dry.deleted_count, dry.first_offset), (5, 6))
+        dry = await s.trim("tp", StreamTrimOptions(max_bytes=35, dry_run=True))
+        self.assertEqual((dry.deleted_count, dry.first_offset), (7, 8))
+        self.assertEqual((await s.info("tp")).count, 10)
+        done = await s.trim("tp", StreamTrimOptions(max_age_seconds=600))
+        self.assertEqual((done.deleted_count, done.first_offset), (5, 6))
+        done = await s.trim("tp", StreamTrimOptions(max_len=0))
+        self.assertEqual((done.deleted_count, done.first_offset), (5, 0))
+        info = await s.info("tp")
+        self.assertEqual((info.first_offset, info.last_offset, info.count, info.bytes), (0, 10, 0, 0))
+        self.assertEqual((await s.append("tp", b"x")).offset, 11)
+
+    async def test_default_delivery_limit_dead_letters_after_ten(self) -> None:
+        # D10: max deliveries 10 by default; then the group stops delivering the record (flo
+        # keeps it in the group's dead-letter list) but it stays in the stream.
+        s = self.client.stream
+        await self.fill("dl", 1)
+        for i in range(10):
+            r = await s.group_read("dl", "g", f"c{i}")
+            self.assertEqual([(x.offset, x.tier) for x in r.records], [(1, 1 if i else 0)])
+            self.assertEqual(await s.group_nack("dl", "g", [1]), 1)
+        self.assertEqual((await s.group_read("dl", "g", "c10")).records, [])
+        dead = await s.group_dlq_list("dl", "g")
+        self.assertEqual([(d.offset, d.deliveries, d.consumer) for d in dead], [(1, 10, "c9")])
+        self.assertEqual([x.offset for x in (await s.read("dl")).records], [1])
+
+    async def test_unknown_is_empty_and_empty_names_are_bad_requests(self) -> None:
+        s = self.client.stream
+        self.assertEqual((await s.read("nope", StreamReadOptions(start_mode=StreamStartMode.TAIL))).records, [])
+        trimmed = await s.trim("nope", StreamTrimOptions(max_len=1))
+        self.assertEqual((trimmed.deleted_count, trimmed.first_offset), (0, 0))
+        self.assertEqual(await s.group_ack("nope", "g", [1]), 0)
+        self.assertEqual(await s.group_nack("nope", "g", [1]), 0)
+        await s.group_leave("nope", "g", "c")
+        self.assertEqual(await s.group_dlq_list("nope", "g"), [])
+        self.assertEqual((await s.group_read("nope", "g", "c")).records, [])
+        for call in (
+            lambda: s.read(""),
+            lambda: s.info(""),
+            lambda: s.append("", b"x"),
+            lambda: s.group_join("st", "", "c"),
+            lambda: s.group_join("st", "g", ""),
+            lambda: s.group_read("st", "g", ""),
+            lambda: s.group_ack("st", "", [1]),
+        ):
+            with self.assertRaises(BadRequestError):
+                await call()
+
+    async def test_out_of_range_positions_and_offsets_are_bad_requests(self) -> None:
+        # SEMANTICS §8.1: a value out of range is a BadRequestError (the client's
+        # ValidationError), never a bare struct.error from encoding it.
+        s = self.client.stream
+        await self.fill("neg", 1)
+        for opts in (
+            StreamReadOptions(offset=-1),
+            StreamReadOptions(start_mode=StreamStartMode.TIMESTAMP, timestamp=-1),
+            StreamReadOptions(start=StreamID(0, 2**64)),
+            StreamReadOptions(end=StreamID.from_sequence(-3)),
+        ):
+            with self.assertRaises(BadRequestError, msg=str(opts)):
+                await s.read("neg", opts)
+        for call in (
+            lambda: s.group_ack("neg", "g", [-1]),
+            lambda: s.group_nack("neg", "g", [2**64]),
+            lambda: s.group_touch("neg", "g", [StreamID.from_sequence(-1)]),
+        ):
+            with self.assertRaises(BadRequestError):
+                await call()
+        self.assertEqual(len((await s.read("neg")).records), 1)

@@ -47,5 +47,19 @@ def seq_list(seqs: Union[int, StreamID, Iterable[Union[int, StreamID]]]) -> list
         seqs = [seqs]
     out = []
     for s in seqs:
-        out.append(s.sequence if isinstance(s, StreamID) else int(s))
+        n = s.sequence if isinstance(s, StreamID) else int(s)
+        if not 0 <= n <= U64_MAX:
+            raise ValidationError(f"seq/offset {n} out of range 0..{U64_MAX}")
+        out.append(n)
     return out
+
+
+U64_MAX = 2**64 - 1
+
+
+def stream_id_bytes(sid: StreamID, what: str) -> bytes:
+    """Encode a StreamID option, refusing halves a u64 cannot hold."""
+    for half in (sid.timestamp_ms, sid.sequence):
+        if not 0 <= half <= U64_MAX:
+            raise ValidationError(f"{what} {sid} out of range: both halves must be 0..{U64_MAX}")
+    return sid.to_bytes()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterable, Optional, Union
 
 from . import wire
-from ._util import BytesLike, name_bytes, namespace_of, payload_bytes, seq_list
+from ._util import BytesLike, name_bytes, namespace_of, payload_bytes, seq_list, stream_id_bytes
 from .errors import ValidationError
 from .options import (
     StreamAppendOptions,
@@ -81,8 +81,8 @@ class StreamClient:
         tail, start = read_position(o)
         opts = wire.stream_read_options(
             tail=tail,
-            start=start.to_bytes() if start is not None else None,
-            end=o.end.to_bytes() if o.end is not None else None,
+            start=stream_id_bytes(start, "start position") if start is not None else None,
+            end=stream_id_bytes(o.end, "end position") if o.end is not None else None,
             partition=o.partition,
             count=o.count,
             block_ms=o.block_ms,
