@@ -1235,6 +1235,27 @@ func TestTaskWorker_BigResultsGoAlone(t *testing.T) {
 	}
 }
 
+// A result the server cannot take (over 16 MiB) fails the attempt at once,
+// with the reason, as the Python Worker does; it used to be refused by
+// Complete and left running, untouched, until its lease expired.
+func TestTaskWorker_ResultOverTheLimitFailsTheTask(t *testing.T) {
+	c, _ := actSetup(t)
+	actRegister(t, c, "oversize", time.Minute, 0)
+	id := actInvoke(t, c, "oversize", "", nil)
+	w := flo.NewTaskWorker(c, "w", &flo.TaskWorkerOptions{Concurrency: 1, Block: 200 * time.Millisecond, Lease: time.Minute})
+	w.Handle("oversize", func(_ context.Context, _ *flo.Task) ([]byte, error) {
+		return make([]byte, 16<<20+1), nil
+	}, nil)
+	runWorker(t, w)
+	st := actWaitState(t, c, id, flo.RunFailed, 10*time.Second)
+	if !strings.Contains(st.Error, "16777217") || st.Attempt != 1 {
+		t.Fatalf("run = %+v", st)
+	}
+	if w.Completed() != 0 || w.Failed() != 1 {
+		t.Fatalf("completed %d, failed %d", w.Completed(), w.Failed())
+	}
+}
+
 // Completions sent with a claim are as durable as Complete: after kill -9
 // the completed run keeps its result and the claimed one is retried.
 func TestAction_Kill9KeepsCompletionsSentWithClaims(t *testing.T) {

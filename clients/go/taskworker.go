@@ -13,8 +13,8 @@ import (
 
 // TaskHandler executes one task and returns the run's result. A returned
 // error fails the attempt: it is retried (while the action has retries
-// left) unless the error is wrapped with Permanent. A panic fails the
-// attempt like an error. ctx is cancelled only when the worker stops and
+// left) unless the error is wrapped with Permanent. A panic, or a result
+// over 16 MiB (the server's limit), fails the attempt like an error. ctx is cancelled only when the worker stops and
 // its drain timeout has passed; the handler should then return promptly.
 // Handlers must be idempotent: a run executes at least once, and a retry
 // carries Task.Attempt > 1.
@@ -328,6 +328,12 @@ func (w *TaskWorker) execute(r *taskRun, t *Task) {
 		r.leases.add(t.ID)
 		result, err = runHandler(r.handlers, h, t)
 		r.leases.remove(t.ID)
+		if err == nil && len(result) > maxResultBytes {
+			// The server would refuse the complete and the run would stay
+			// running until its lease expired: fail the attempt now, with
+			// the reason (as the Python Worker does).
+			err = fmt.Errorf("result is %d bytes; at most %d allowed", len(result), maxResultBytes)
+		}
 	}
 	switch {
 	case err == nil:
@@ -417,6 +423,9 @@ func (w *TaskWorker) report(err error) {
 		w.o.OnError(err)
 	}
 }
+
+// maxResultBytes is the server's limit on a task result.
+const maxResultBytes = 16 << 20
 
 // maxFailMessageBytes is the server's limit on a fail message.
 const maxFailMessageBytes = 64 << 10
