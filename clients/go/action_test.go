@@ -1091,8 +1091,14 @@ func TestWorker_AwaitBatch(t *testing.T) {
 	if st := actStatus(t, c, ids[4]); st.State != flo.RunRunning {
 		t.Fatalf("first batch run = %+v", st)
 	}
-	if _, err := c.Worker.AwaitBatch(ctx, "w", []string{"b"}, 0, nil); !errors.Is(err, flo.ErrBadRequest) {
-		t.Fatalf("batch of 0: %v", err)
+	// A size below 1 means 1, as a dequeue count does (SEMANTICS D26,
+	// docs/limits.md: clamped, never refused), and as in the Python SDK.
+	actInvoke(t, c, "b", "x", nil)
+	actInvoke(t, c, "b", "y", nil)
+	for _, n := range []int{0, -3} {
+		if tasks, err := c.Worker.AwaitBatch(ctx, "w", []string{"b"}, n, nil); err != nil || len(tasks) != 1 {
+			t.Fatalf("batch of %d = %v, %v", n, tasks, err)
+		}
 	}
 	// A parked batch await returns what is available when it is woken.
 	got := make(chan []*flo.Task, 1)

@@ -93,8 +93,8 @@ func (w *Worker) Await(ctx context.Context, workerID string, taskTypes []string,
 	}, nil
 }
 
-// AwaitBatch is Await for up to maxTasks tasks at once (1–100; the server
-// clamps larger values). It waits, as o.Block says, only while there is
+// AwaitBatch is Await for up to maxTasks tasks at once (1–100: a smaller
+// value means 1, and the server clamps larger values). It waits, as o.Block says, only while there is
 // none; then it claims every task available at that instant, up to maxTasks.
 // It returns an empty slice and no error when there is none.
 func (w *Worker) AwaitBatch(ctx context.Context, workerID string, taskTypes []string, maxTasks int, o *WorkerAwaitOptions) ([]*Task, error) {
@@ -149,10 +149,9 @@ func (w *Worker) awaitBatch(ctx context.Context, workerID string, taskTypes []st
 	if o == nil {
 		o = &WorkerAwaitOptions{}
 	}
-	if maxTasks < 1 {
-		return nil, nil, fmt.Errorf("%w: batch size %d", ErrBadRequest, maxTasks)
-	}
-	opts := wire.AppendU32(nil, wire.TagCount, uint32(min(maxTasks, 1<<31)))
+	// Like a dequeue count, the size is clamped, never refused: below 1
+	// means 1 (SEMANTICS D26); the server clamps it to 100.
+	opts := wire.AppendU32(nil, wire.TagCount, uint32(min(max(maxTasks, 1), 1<<31)))
 	if o.Lease > 0 {
 		opts = wire.AppendU32(opts, wire.TagTimeoutMs, uint32(min(max(o.Lease.Milliseconds(), 1), 1<<32-1)))
 	}

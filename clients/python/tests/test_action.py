@@ -230,6 +230,19 @@ class ActionTest(ServerTestCase):
         empty = await w.await_task("w", ["batch"], WorkerAwaitOptions(count=5))
         self.assertEqual((empty.task, empty.tasks), (None, []))
 
+    async def test_await_batch_count_is_clamped_not_refused(self) -> None:
+        # A count is clamped, never refused (SEMANTICS D26, docs/limits.md): 0 and a
+        # negative count claim one task, as Go's AwaitBatch does, and a count past u32
+        # is served as the limit (100).
+        a, w = self.client.action, self.client.worker
+        await a.register("clamp")
+        runs = [(await a.invoke("clamp", f"{i}".encode())).run_id for i in range(3)]
+        for count in (0, -3):
+            res = await w.await_task("w", ["clamp"], WorkerAwaitOptions(count=count))
+            self.assertEqual(len(res.tasks), 1, f"count={count}")
+        res = await w.await_task("w", ["clamp"], WorkerAwaitOptions(count=2**40))
+        self.assertEqual([t.task_id for t in res.tasks], runs[2:])
+
     async def test_worker_register_and_list(self) -> None:
         w = self.client.worker
         await w.register("worker-1", ["process-image", "resize-image"])

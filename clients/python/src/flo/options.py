@@ -346,7 +346,7 @@ class WorkerAwaitOptions:
 
     ``block_ms`` follows the rules of :class:`GetOptions` (``None``: do not
     wait). ``timeout_ms`` > 0 overrides the action's lease for this claim.
-    ``count`` (a flo extension) claims up to that many tasks at once; they are
+    ``count`` (a flo extension) claims up to that many tasks at once (below 1 means 1, at most 100); they are
     returned in ``WorkerAwaitResult.tasks``.
     """
 

@@ -1134,7 +1134,7 @@ def worker_await_options(
     """AWAIT options: COUNT (u32, flo's batch extension), BLOCK_MS (u32), TIMEOUT_MS (4 bytes, like the SDK)."""
     o = Options()
     if count is not None:
-        o.u32(Tag.COUNT, count)
+        o.u32(Tag.COUNT, clamp_u32(count))  # clamped, never refused: 0 (or less) means 1 (D26)
     if block_ms is not None:
         o.u32(Tag.BLOCK_MS, block_ms)
     if timeout_ms is not None:
