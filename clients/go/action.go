@@ -30,8 +30,8 @@ type ActionRegisterOptions struct {
 	Namespace string
 	Type      ActionType
 	// Timeout is the lease a worker gets on each attempt (whole
-	// milliseconds; 0 means 30 s). A worker keeps a longer task alive with
-	// Worker.Touch.
+	// milliseconds; 0 means 30 s; negative is ErrBadRequest). A worker
+	// keeps a longer task alive with Worker.Touch.
 	Timeout time.Duration
 	// MaxRetries is the number of retries after the first attempt (nil
 	// means 3, so 4 attempts in all).
@@ -47,6 +47,9 @@ func (a *Action) Register(ctx context.Context, name string, o *ActionRegisterOpt
 		o = &ActionRegisterOptions{}
 	}
 	reg := wire.ActionRegister{Type: wire.ActionType(o.Type), TimeoutMs: 30_000, MaxRetries: 3}
+	if o.Timeout < 0 {
+		return fmt.Errorf("%w: timeout %v is negative", ErrBadRequest, o.Timeout)
+	}
 	if o.Timeout > 0 {
 		reg.TimeoutMs = uint32(min(max(o.Timeout.Milliseconds(), 1), 1<<32-1))
 	}

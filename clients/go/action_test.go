@@ -162,6 +162,10 @@ func TestAction_RegisterValidation(t *testing.T) {
 	bad(strings.Repeat("n", 257), nil)
 	bad("d", &flo.ActionRegisterOptions{Description: strings.Repeat("d", 4097)})
 	bad("t", &flo.ActionRegisterOptions{Timeout: 24*time.Hour + time.Millisecond})
+	// timeout_ms must be > 0 (SEMANTICS §5.1): 0 is the zero value (30 s),
+	// but a negative timeout is refused, as by the Python SDK, rather than
+	// silently registered as 30 s.
+	bad("t", &flo.ActionRegisterOptions{Timeout: -time.Second})
 	if err := c.Action.Register(ctx, strings.Repeat("n", 256), &flo.ActionRegisterOptions{Timeout: 24 * time.Hour, Description: strings.Repeat("d", 4096)}); err != nil {
 		t.Fatalf("register at the limits: %v", err)
 	}
@@ -203,6 +207,11 @@ func TestAction_RegisterValidation(t *testing.T) {
 	}
 	if err := c.Worker.Touch(ctx, "w", "run-424242", nil); !errors.Is(err, flo.ErrNotFound) {
 		t.Errorf("touch unknown task: %v", err)
+	}
+	// A negative extension is refused (the server refuses 0; Go's zero value
+	// means 30 s), not turned into a 30 s lease.
+	if err := c.Worker.Touch(ctx, "w", "run-424242", &flo.WorkerTouchOptions{Extend: -time.Second}); !errors.Is(err, flo.ErrBadRequest) {
+		t.Errorf("touch with a negative extension: %v", err)
 	}
 }
 

@@ -237,7 +237,8 @@ func (w *Worker) Fail(ctx context.Context, workerID, taskID, message string, o *
 // WorkerTouchOptions configures Worker.Touch.
 type WorkerTouchOptions struct {
 	Namespace string
-	// Extend sets the lease to end this long from now (0 means 30 s).
+	// Extend sets the lease to end this long from now (0 means 30 s;
+	// negative is ErrBadRequest).
 	Extend time.Duration
 }
 
@@ -250,6 +251,9 @@ func (w *Worker) Touch(ctx context.Context, workerID, taskID string, o *WorkerTo
 		o = &WorkerTouchOptions{}
 	}
 	t := wire.WorkerTouch{TaskID: []byte(taskID), ExtendMs: wire.DefaultExtendMs}
+	if o.Extend < 0 {
+		return fmt.Errorf("%w: extension %v is negative", ErrBadRequest, o.Extend)
+	}
 	if o.Extend > 0 {
 		t.ExtendMs = uint32(min(max(o.Extend.Milliseconds(), 1), 1<<32-1))
 	}
