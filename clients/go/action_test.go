@@ -690,6 +690,12 @@ func TestAction_WorkerList(t *testing.T) {
 	if len(wl.Workers) != 6 || wl.Workers[0].ID != "implicit" || wl.Workers[0].TaskTypes[0].Name != "t" {
 		t.Fatalf("after implicit registration = %+v", wl.Workers)
 	}
+	// A prefix keeps only the workers whose IDs start with it, as Python's
+	// WorkerListOptions(prefix=…) and Action.List's Prefix do.
+	wl, err = c.Worker.List(ctx, &flo.WorkerListOptions{Prefix: "im"})
+	if err != nil || len(wl.Workers) != 1 || wl.Workers[0].ID != "implicit" {
+		t.Fatalf("prefix im = %+v, %v", wl, err)
+	}
 }
 
 // TestAction_WorkerRegisterNeedsTaskTypes: an empty task_types is

@@ -264,6 +264,8 @@ func (w *Worker) Touch(ctx context.Context, workerID, taskID string, o *WorkerTo
 // WorkerListOptions configures Worker.List.
 type WorkerListOptions struct {
 	Namespace string
+	// Prefix keeps only workers whose IDs start with it.
+	Prefix string
 	// Limit is the page size: 0 means 100, at most 1000.
 	Limit int
 	// Cursor resumes after a previous page (WorkerList.Cursor).
@@ -318,7 +320,7 @@ func (w *Worker) List(ctx context.Context, o *WorkerListOptions) (*WorkerList, e
 		o = &WorkerListOptions{}
 	}
 	req := wire.ActionListRequest{Limit: uint32(max(min(o.Limit, 1<<31), 0)), Cursor: o.Cursor}
-	body, err := w.c.call(ctx, request{op: wire.OpWorkerList, namespace: o.Namespace, value: wire.AppendActionListRequest(nil, &req)})
+	body, err := w.c.call(ctx, request{op: wire.OpWorkerList, namespace: o.Namespace, key: []byte(o.Prefix), value: wire.AppendActionListRequest(nil, &req)})
 	if err != nil {
 		return nil, err
 	}
