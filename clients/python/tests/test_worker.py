@@ -8,7 +8,7 @@ import time
 import unittest
 
 from .harness import ServerTestCase
-from flo import ActionContext, ActionRegisterOptions, NonRetryableError, RunStatus, ValidationError, Worker
+from flo import ActionContext, ActionRegisterOptions, NonRetryableError, RunStatus, ValidationError, Worker, WorkerFailOptions
 from flo.worker import encode_output
 
 
@@ -172,6 +172,33 @@ class WorkerTest(ServerTestCase):
         self.assertEqual(s1.error, "\u00e9" * (32 * 1024))
         self.assertEqual(s2.status, RunStatus.FAILED)
         self.assertEqual(s2.error, "e" * (64 * 1024))
+
+    async def test_counts_only_reports_the_server_accepted(self) -> None:
+        # completed/failed count outcomes the server took, as Go's TaskWorker
+        # Completed()/Failed() do: a report refused as stale (CONFLICT, here because
+        # the handler ended its own run first) is not counted.
+        worker = Worker(self.client, "w-count")
+
+        @worker.action("ends-itself-then-returns", ActionRegisterOptions(max_retries=0))
+        async def returns(ctx: ActionContext) -> bytes:
+            await self.client.worker.fail("w-count", ctx.task_id, "ended here", WorkerFailOptions(retry=False))
+            return b"too late"
+
+        @worker.action("ends-itself-then-raises", ActionRegisterOptions(max_retries=0))
+        async def raises(ctx: ActionContext) -> None:
+            await self.client.worker.complete("w-count", ctx.task_id, b"done here")
+            raise RuntimeError("too late")
+
+        async with worker:
+            r1 = (await self.client.action.invoke("ends-itself-then-returns", b"")).run_id
+            r2 = (await self.client.action.invoke("ends-itself-then-raises", b"")).run_id
+            s1, s2 = [await self.wait_terminal(r) for r in (r1, r2)]
+            deadline = time.monotonic() + 10
+            while worker.in_flight and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        self.assertEqual((s1.status, s1.error), (RunStatus.FAILED, "ended here"))
+        self.assertEqual((s2.status, s2.result), (RunStatus.COMPLETED, b"done here"))
+        self.assertEqual((worker.completed, worker.failed), (0, 0))
 
     async def test_stop_drains_running_handlers(self) -> None:
         worker = Worker(self.client, "w-drain", concurrency=2)

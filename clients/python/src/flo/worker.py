@@ -30,7 +30,15 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Sequence, 
 
 from . import wire
 from ._util import BytesLike, name_bytes, namespace_of, payload_bytes, to_bytes
-from .errors import ConflictError, FloError, NonRetryableError, NotFoundError, ValidationError
+from .errors import (
+    ConflictError,
+    ConnectionFailedError,
+    FloError,
+    NonRetryableError,
+    NotFoundError,
+    OperationTimeoutError,
+    ValidationError,
+)
 from .options import (
     ActionRegisterOptions,
     ActionType,
@@ -247,6 +255,8 @@ class Worker:
         # Plain handlers run here: asyncio's default executor may have fewer threads
         # than `concurrency`, which would leave claimed tasks waiting for one.
         self._executor: Optional[ThreadPoolExecutor] = None
+        # Reports the server accepted (as Go's TaskWorker Completed()/Failed()):
+        # a complete or fail refused as stale, or never delivered, is not counted.
         self.completed = 0
         self.failed = 0
 
@@ -450,42 +460,46 @@ class Worker:
             except Exception as e:  # noqa: BLE001 - any handler failure fails the task
                 await self._report_fail(task, f"{type(e).__name__}: {e}", True)
             else:
-                await self._report(
+                if await self._report(
                     lambda: self.client.worker.complete(
                         self.worker_id, task.task_id, output, WorkerCompleteOptions(namespace=self.namespace)
                     ),
                     task,
                     "complete",
-                )
-                self.completed += 1
+                ):
+                    self.completed += 1
         finally:
             keepalive.cancel()
             slots.release()
 
     async def _report_fail(self, task: TaskAssignment, error: str, retry: bool) -> None:
-        self.failed += 1
         error = _cut_utf8(error, wire.MAX_ERROR_BYTES)
-        await self._report(
+        if await self._report(
             lambda: self.client.worker.fail(
                 self.worker_id, task.task_id, error, WorkerFailOptions(retry=retry, namespace=self.namespace)
             ),
             task,
             "fail",
-        )
+        ):
+            self.failed += 1
 
-    async def _report(self, call: Callable[[], Awaitable[None]], task: TaskAssignment, what: str) -> None:
-        """Send a terminal report, retrying transport failures a few times."""
+    async def _report(self, call: Callable[[], Awaitable[None]], task: TaskAssignment, what: str) -> bool:
+        """Send a terminal report, retrying transport failures a few times; a server
+        verdict is final. Returns whether the server accepted the report."""
         for attempt in range(5):
             try:
                 await call()
-                return
-            except (ConflictError, NotFoundError) as e:
-                logger.warning("worker %s: %s of task %s rejected: %s", self.worker_id, what, task.task_id, e)
-                return
-            except FloError as e:
+                return True
+            except (ConnectionFailedError, OperationTimeoutError) as e:
+                if attempt == 4:
+                    break
                 logger.warning("worker %s: %s of task %s failed (%s); retrying", self.worker_id, what, task.task_id, e)
                 await asyncio.sleep(0.1 * (2**attempt) * (0.5 + random.random()))
+            except FloError as e:
+                logger.warning("worker %s: %s of task %s rejected: %s", self.worker_id, what, task.task_id, e)
+                return False
         logger.error("worker %s: giving up on %s of task %s", self.worker_id, what, task.task_id)
+        return False
 
     async def _keep_alive(self, task: TaskAssignment) -> None:
         interval = max(self.lease_ms / 3000.0, 0.05)
