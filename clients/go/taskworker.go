@@ -14,8 +14,9 @@ import (
 // TaskHandler executes one task and returns the run's result. A returned
 // error fails the attempt: it is retried (while the action has retries
 // left) unless the error is wrapped with Permanent. A panic, or a result
-// over 16 MiB (the server's limit), fails the attempt like an error. ctx is cancelled only when the worker stops and
-// its drain timeout has passed; the handler should then return promptly.
+// over 16 MiB (the server's limit), fails the attempt like an error. ctx is
+// cancelled only when the worker stops and its drain timeout has passed;
+// the handler should then return promptly.
 // Handlers must be idempotent: a run executes at least once, and a retry
 // carries Task.Attempt > 1.
 type TaskHandler func(ctx context.Context, t *Task) ([]byte, error)
