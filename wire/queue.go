@@ -24,6 +24,12 @@ const (
 	TagDLQAll Tag = 0x73
 )
 
+// MaxSeqListLen bounds the seqs (offsets, for stream groups) of one ack,
+// nack, touch, requeue or DLQ delete: one command is applied in one go,
+// holding up every write behind it. The servers refuse a longer list with
+// BAD_REQUEST; the SDKs' helpers split theirs.
+const MaxSeqListLen = 10_000
+
 // AppendSeqList appends a seq list: [count:u32] count × [seq:u64].
 func AppendSeqList(dst []byte, seqs []uint64) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(seqs)))

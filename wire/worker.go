@@ -195,6 +195,13 @@ func DecodeTaskReport(b []byte) (TaskReport, error) {
 // DefaultExtendMs is the lease extension a touch without extend_ms asks for.
 const DefaultExtendMs = 30_000
 
+// MaxTaskDataBytes bounds an invoke's input and a task's result;
+// MaxFailMessageBytes bounds a fail message. Longer ones are BAD_REQUEST.
+const (
+	MaxTaskDataBytes    = 16 << 20
+	MaxFailMessageBytes = 64 << 10
+)
+
 // WorkerTouch is the WORKER_TOUCH value:
 //
 //	[task_id_len:u16][task_id][extend_ms:u32]

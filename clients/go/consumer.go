@@ -7,6 +7,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/floruntime/flo/wire"
 )
 
 // QueueHandler processes one dequeued message. Returning nil acks it.
@@ -93,12 +95,12 @@ func (q *Queue) Consume(ctx context.Context, queue string, handler QueueHandler,
 	// Acks of handlers that succeed ride on the next dequeue when one is
 	// about to happen (rider); a dequeue that fails sends its acks on their
 	// own (acking twice is harmless).
-	acks := &rider[uint64]{maxItems: maxHeldAcks, maxBytes: math.MaxInt}
+	acks := &rider[uint64]{maxItems: wire.MaxSeqListLen, maxBytes: math.MaxInt}
 	settle := context.WithoutCancel(hctx) // acks must outlive the handlers
 	ns := &QueueOptions{Namespace: cfg.Namespace}
 	// Handlers' messages are touched every third of the visibility timeout.
 	leases := startLeaseKeeper(cfg.Visibility/3, func(ctx context.Context, seqs []uint64) (lost, failed []uint64) {
-		if err := q.touchAll(ctx, queue, seqs, ns); err != nil {
+		if err := q.Touch(ctx, queue, seqs, ns); err != nil {
 			report(fmt.Errorf("queue %q: touch of %d messages: %w", queue, len(seqs), err))
 			return nil, seqs
 		}
@@ -147,9 +149,6 @@ func (q *Queue) Consume(ctx context.Context, queue string, handler QueueHandler,
 	return closed
 }
 
-// maxHeldAcks is the server's limit on seqs per call (queue.MaxSeqsPerCall).
-const maxHeldAcks = 10_000
-
 // consumeOne runs the handler on m with its lease kept alive, then settles
 // m; loop is the context of Consume's pull loop.
 func (q *Queue) consumeOne(loop, hctx context.Context, queue string, m *QueueMessage, handler QueueHandler, cfg *QueueConsumeOptions, acks *rider[uint64], leases *leaseKeeper[uint64], report func(error)) {
@@ -179,18 +178,6 @@ func wrapSettle(queue string, seq uint64, what string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("queue %q: message %d: %s: %w", queue, seq, what, err)
-}
-
-// touchAll renews the leases of seqs, at most maxHeldAcks per call.
-func (q *Queue) touchAll(ctx context.Context, queue string, seqs []uint64, ns *QueueOptions) error {
-	for len(seqs) > 0 {
-		n := min(len(seqs), maxHeldAcks)
-		if err := q.Touch(ctx, queue, seqs[:n], ns); err != nil {
-			return err
-		}
-		seqs = seqs[n:]
-	}
-	return nil
 }
 
 // callQueueHandler runs h, turning a panic into an error.

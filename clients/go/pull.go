@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/floruntime/flo/wire"
 )
 
 // pullLoop is the engine of the consumer helpers (Queue.Consume,
@@ -172,12 +174,6 @@ type leaseEntry struct {
 	lost     bool
 }
 
-// maxRenewBatch is the most items one renewal call carries: the servers'
-// limit on a touch's seq or offset list (queue.MaxSeqsPerCall,
-// stream.MaxOffsetsPerCall). A helper with more items due renews them in
-// several calls.
-const maxRenewBatch = 10_000
-
 // startLeaseKeeper starts a keeper; close stops it.
 func startLeaseKeeper[K comparable](every time.Duration, renew func(ctx context.Context, due []K) (lost, failed []K)) *leaseKeeper[K] {
 	k := &leaseKeeper[K]{every: max(every, 4*time.Millisecond), renew: renew, items: map[K]*leaseEntry{},
@@ -255,7 +251,8 @@ func (k *leaseKeeper[K]) loop() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), k.every)
 		var lost, failed []K
-		for part := range slices.Chunk(due, maxRenewBatch) {
+		// At most the servers' list limit per call.
+		for part := range slices.Chunk(due, wire.MaxSeqListLen) {
 			l, f := k.renew(ctx, part)
 			lost, failed = append(lost, l...), append(failed, f...)
 		}

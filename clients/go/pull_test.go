@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/floruntime/flo/wire"
 )
 
 // renewLog records the batches a leaseKeeper renews.
@@ -247,7 +249,7 @@ func TestLeaseKeeper_SplitsARoundAtTheServersListLimit(t *testing.T) {
 	// and every item is due in the same round.
 	k := startLeaseKeeper(400*time.Millisecond, log.renew)
 	defer k.close()
-	const n = maxRenewBatch + 1
+	const n = wire.MaxSeqListLen + 1
 	for i := range n {
 		k.add(i)
 	}
@@ -267,8 +269,8 @@ func TestLeaseKeeper_SplitsARoundAtTheServersListLimit(t *testing.T) {
 	log.mu.Lock()
 	defer log.mu.Unlock()
 	for _, b := range log.batches {
-		if len(b) > maxRenewBatch {
-			t.Fatalf("a renewal call carried %d items, over the %d the servers take", len(b), maxRenewBatch)
+		if len(b) > wire.MaxSeqListLen {
+			t.Fatalf("a renewal call carried %d items, over the %d the servers take", len(b), wire.MaxSeqListLen)
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/floruntime/flo/wire"
 )
 
 // TaskHandler executes one task and returns the run's result. A returned
@@ -329,11 +331,11 @@ func (w *TaskWorker) execute(r *taskRun, t *Task) {
 		r.leases.add(t.ID)
 		result, err = runHandler(r.handlers, h, t)
 		r.leases.remove(t.ID)
-		if err == nil && len(result) > maxResultBytes {
+		if err == nil && len(result) > wire.MaxTaskDataBytes {
 			// The server would refuse the complete and the run would stay
 			// running until its lease expired: fail the attempt now, with
 			// the reason (as the Python Worker does).
-			err = fmt.Errorf("result is %d bytes; at most %d allowed", len(result), maxResultBytes)
+			err = fmt.Errorf("result is %d bytes; at most %d allowed", len(result), wire.MaxTaskDataBytes)
 		}
 	}
 	switch {
@@ -345,7 +347,7 @@ func (w *TaskWorker) execute(r *taskRun, t *Task) {
 	case r.handlers.Err() != nil:
 		err = fmt.Errorf("worker stopped: %w", err)
 	}
-	msg := truncateFailMessage(err.Error(), maxFailMessageBytes)
+	msg := truncateFailMessage(err.Error(), wire.MaxFailMessageBytes)
 	noRetry := IsPermanent(err) && r.handlers.Err() == nil
 	if rerr := w.reportCall(func(ctx context.Context) error {
 		return w.c.Worker.Fail(ctx, w.id, t.ID, msg, &WorkerFailOptions{Namespace: w.o.Namespace, NoRetry: noRetry})
@@ -424,12 +426,6 @@ func (w *TaskWorker) report(err error) {
 		w.o.OnError(err)
 	}
 }
-
-// maxResultBytes is the server's limit on a task result.
-const maxResultBytes = 16 << 20
-
-// maxFailMessageBytes is the server's limit on a fail message.
-const maxFailMessageBytes = 64 << 10
 
 func truncateFailMessage(s string, n int) string {
 	if len(s) <= n {

@@ -94,8 +94,9 @@ func (w *Worker) Await(ctx context.Context, workerID string, taskTypes []string,
 }
 
 // AwaitBatch is Await for up to maxTasks tasks at once (1–100: a smaller
-// value means 1, and the server clamps larger values). It waits, as o.Block says, only while there is
-// none; then it claims every task available at that instant, up to maxTasks.
+// value means 1, and the server clamps larger values). It waits, as
+// o.Block says, only while there is none; then it claims every task
+// available at that instant, up to maxTasks.
 // It returns an empty slice and no error when there is none.
 func (w *Worker) AwaitBatch(ctx context.Context, workerID string, taskTypes []string, maxTasks int, o *WorkerAwaitOptions) ([]*Task, error) {
 	tasks, _, err := w.awaitBatch(ctx, workerID, taskTypes, maxTasks, nil, o)

@@ -20,9 +20,9 @@ const (
 	// idempotency keys (each 1–256 bytes).
 	MaxNameBytes = 256
 	// MaxInputBytes bounds an invoke input and a completion result.
-	MaxInputBytes = 16 << 20
+	MaxInputBytes = wire.MaxTaskDataBytes
 	// MaxErrorBytes bounds a fail message.
-	MaxErrorBytes = 64 << 10
+	MaxErrorBytes = wire.MaxFailMessageBytes
 	// MaxDescriptionBytes bounds an action description.
 	MaxDescriptionBytes = 4096
 	// MaxTaskTypes bounds the task types of one register or await.

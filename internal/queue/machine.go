@@ -32,7 +32,7 @@ const (
 	DLQListMax     = 1000
 	// MaxSeqsPerCall bounds the seq list of ack, nack, touch, requeue and
 	// DLQ delete.
-	MaxSeqsPerCall = 10_000
+	MaxSeqsPerCall = wire.MaxSeqListLen
 	// MaxDelay bounds an enqueue's or a nack's delay.
 	MaxDelay = 365 * 24 * time.Hour
 	// DefaultVisibility is the lease of a dequeue that names none (or 0);

@@ -30,10 +30,9 @@ const (
 	MaxDeliverMax         = 255 // MAX_DELIVER is a u8 option
 	DeadListDefault       = 100
 	DeadListMax           = 1000
-	// MaxOffsetsPerCall bounds the offset list of a group ack, nack, touch,
-	// DLQ requeue or delete, as queue.MaxSeqsPerCall does for queues: one
-	// command is applied in one go, holding up every write behind it.
-	MaxOffsetsPerCall = 10_000
+	// MaxOffsetsPerCall bounds the offset list of a group ack, nack, touch
+	// or DLQ requeue, as for a queue's seq lists.
+	MaxOffsetsPerCall = wire.MaxSeqListLen
 )
 
 // Limits are the capacity limits of a Machine; the zero value of a field
