@@ -1,20 +1,24 @@
 package action
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/floruntime/flo/internal/command"
 	"github.com/floruntime/flo/wire"
 )
 
-// TestMachine_ReloadedAnswersLikeNeverReloaded drives three machines with
+// TestMachine_ReloadedAnswersLikeNeverReloaded drives four machines with
 // one seeded stream of writes under a moving clock (short leases, backoffs,
 // delays, day-long jumps that reach retention). The second is rebuilt from
 // storage (Load) at random points; the third is pulsed at every timer's due
-// time (the others notice timers only when the next write comes). After
-// every write all must give the same reply, every read (status of every run
+// time (the others notice timers only when the next write comes); the
+// fourth is a twin of the first. After every write all must give the same
+// reply, the twins the same wake-ups (a reloaded machine may wake parked
+// calls spuriously, which is harmless), every read (status of every run
 // ever issued, at the write's time and a little later; action and worker
 // lists) must agree, and storage must end byte-identical.
 func TestMachine_ReloadedAnswersLikeNeverReloaded(t *testing.T) {
@@ -28,7 +32,8 @@ func TestMachine_ReloadedAnswersLikeNeverReloaded(t *testing.T) {
 }
 
 func reloadedAnswersLikeNeverReloaded(t *testing.T, seed uint64, steps int) {
-	a, b, c := setup(t, Limits{MaxLiveRuns: 40}), setup(t, Limits{MaxLiveRuns: 40}), setup(t, Limits{MaxLiveRuns: 40})
+	lim := Limits{MaxLiveRuns: 40}
+	a, b, c, twin := setup(t, lim), setup(t, lim), setup(t, lim), setup(t, lim)
 	rng := rand.New(rand.NewPCG(seed, 99))
 	types := []string{"a", "b", "c"}
 	workers := []string{"w1", "w2", "w3", "w4"}
@@ -112,14 +117,17 @@ func reloadedAnswersLikeNeverReloaded(t *testing.T, seed uint64, steps int) {
 			}
 			c.ok(due, req{})
 		}
-		ra, rb, rc := a.apply(now, r), b.apply(now, r), c.apply(now, r)
+		ra, rb, rc, rt := a.apply(now, r), b.apply(now, r), c.apply(now, r), twin.apply(now, r)
 		x := fmt.Sprintf("%x|%v|%v", ra.Body, ra.Err, ra.Empty)
-		for _, res := range []command.Result{rb, rc} {
+		for _, res := range []command.Result{rb, rc, rt} {
 			if y := fmt.Sprintf("%x|%v|%v", res.Body, res.Err, res.Empty); x != y {
 				t.Fatalf("step %d (%v at %d): replies differ:\n%s\n%s", i, r.op, now, x, y)
 			}
 		}
-		if ra.Err == nil && r.op == wire.OpActionInvoke && !contains(ids, string(ra.Body)) {
+		if !slices.Equal(ra.Wake, rt.Wake) {
+			t.Fatalf("step %d (%v at %d): twins wake %v and %v", i, r.op, now, ra.Wake, rt.Wake)
+		}
+		if ra.Err == nil && r.op == wire.OpActionInvoke && !slices.Contains(ids, string(ra.Body)) {
 			ids = append(ids, string(ra.Body))
 		}
 		if ra.Err == nil && r.op == wire.OpWorkerAwait && !ra.Empty {
@@ -147,18 +155,9 @@ func reloadedAnswersLikeNeverReloaded(t *testing.T, seed uint64, steps int) {
 		checkIndexes(t, b.m)
 		checkIndexes(t, c.m)
 	}
-	if d := a.dump(); d != b.dump() || d != c.dump() {
+	if d := a.dump(); d != b.dump() || d != c.dump() || d != twin.dump() {
 		t.Fatal("storage differs")
 	}
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // compareReads compares every read two machines answer at ms. A worker's
@@ -181,18 +180,10 @@ func compareReads(t *testing.T, step int, when string, a, b *harness, ids []stri
 		if x, y := a.read(ms, req{op: wire.OpActionList, ns: ns, value: list}), b.read(ms, req{op: wire.OpActionList, ns: ns, value: list}); string(x.Body) != string(y.Body) {
 			t.Fatalf("step %d %s: action lists differ", step, when)
 		}
-		wa, err1 := wire.DecodeWorkerList(a.read(ms, req{op: wire.OpWorkerList, ns: ns, value: list}).Body)
-		wb, err2 := wire.DecodeWorkerList(b.read(ms, req{op: wire.OpWorkerList, ns: ns, value: list}).Body)
-		if err1 != nil || err2 != nil {
-			t.Fatal(err1, err2)
-		}
-		for _, l := range []*wire.WorkerList{&wa, &wb} {
-			for i := range l.Workers {
-				l.Workers[i].LastSeenMs, l.Workers[i].State = 0, 0
-			}
-		}
-		if x, y := fmt.Sprintf("%+v", wa), fmt.Sprintf("%+v", wb); x != y {
-			t.Fatalf("step %d %s: worker lists at %d differ:\n%s\n%s", step, when, ms, x, y)
+		wa := workersSansLastSeen(t, a.read(ms, req{op: wire.OpWorkerList, ns: ns, value: list}).Body)
+		wb := workersSansLastSeen(t, b.read(ms, req{op: wire.OpWorkerList, ns: ns, value: list}).Body)
+		if !bytes.Equal(wa, wb) {
+			t.Fatalf("step %d %s: worker lists at %d differ:\n%x\n%x", step, when, ms, wa, wb)
 		}
 	}
 }

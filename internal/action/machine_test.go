@@ -3,7 +3,6 @@ package action
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -425,95 +424,6 @@ func TestMachine_ListLimitsClamp(t *testing.T) {
 		if n, more := count(c.limit); n != c.want || !more {
 			t.Errorf("limit %d: %d entries (more %v), want %d", c.limit, n, more, c.want)
 		}
-	}
-}
-
-// TestMachine_DeterministicAndReloadable feeds one seeded random command
-// stream to two machines, and to a third that is rebuilt from storage
-// (Load) every few commands, as after a crash. All three must end with
-// byte-identical storage and give identical replies.
-func TestMachine_DeterministicAndReloadable(t *testing.T) {
-	t.Parallel()
-	hs := []*harness{setup(t, Limits{}), setup(t, Limits{}), setup(t, Limits{})}
-	rng := rand.New(rand.NewPCG(1, 2))
-	types := []string{"a", "b", "c"}
-	workers := []string{"w1", "w2", "w3"}
-	var ids []string
-	type claim struct{ id, worker string }
-	claims := []claim{{}}
-	now := int64(t0)
-	pick := func(s []string) string { return s[rng.IntN(len(s))] }
-	for i := range 2000 {
-		now += int64(rng.IntN(80))
-		var r req
-		switch n := rng.IntN(100); {
-		case n < 5:
-			r = registerReq(pick(types), uint32(50+rng.IntN(500)), uint32(rng.IntN(3)))
-		case n < 7:
-			r = req{op: wire.OpActionDelete, key: pick(types)}
-		case n < 30:
-			idem := ""
-			if rng.IntN(4) == 0 {
-				idem = fmt.Sprint("k", rng.IntN(20))
-			}
-			r = invokeReq(pick(types), fmt.Sprint("in", i), uint8(rng.IntN(3)*10), idem)
-		case n < 55:
-			r = awaitReq(pick(workers), types[:1+rng.IntN(3)]...)
-		case n < 90 && len(ids) > 0:
-			// Mostly reports from the worker that claimed the run last;
-			// sometimes a stale or foreign one.
-			c := claims[max(0, len(claims)-1-rng.IntN(5))]
-			if len(claims) == 0 || rng.IntN(5) == 0 {
-				c = claim{id: ids[rng.IntN(len(ids))], worker: pick(workers)}
-			}
-			switch rng.IntN(4) {
-			case 0:
-				r = reportReq(wire.OpWorkerComplete, c.worker, c.id, "out", false)
-			case 1:
-				r = reportReq(wire.OpWorkerFail, c.worker, c.id, "err", rng.IntN(2) == 0)
-			default:
-				r = touchReq(c.worker, c.id, uint32(50+rng.IntN(300)))
-			}
-		default:
-			r = req{} // pulse
-		}
-		var replies, wakes []string
-		for j, h := range hs {
-			if j == 2 && i%7 == 0 {
-				h.reload()
-			}
-			res := h.apply(now, r)
-			replies = append(replies, fmt.Sprintf("%x|%v|%v", res.Body, res.Err, res.Empty))
-			wakes = append(wakes, fmt.Sprint(res.Wake))
-			if j == 0 && res.Err == nil && r.op == wire.OpActionInvoke {
-				ids = append(ids, string(res.Body))
-			}
-			if j == 0 && res.Err == nil && r.op == wire.OpWorkerAwait && !res.Empty {
-				a, _ := wire.DecodeTaskAssignment(res.Body)
-				claims = append(claims, claim{id: string(a.TaskID), worker: r.key})
-			}
-		}
-		// A reloaded machine may wake parked calls spuriously (every
-		// pending run is rescheduled at load), which is harmless; so only
-		// the first two machines must agree on wakes.
-		if replies[0] != replies[1] || replies[0] != replies[2] || wakes[0] != wakes[1] {
-			t.Fatalf("command %d (%v): replies differ:\n%s %s\n%s %s\n%s", i, r.op, replies[0], wakes[0], replies[1], wakes[1], replies[2])
-		}
-	}
-	d0 := hs[0].dump()
-	if d0 != hs[1].dump() || d0 != hs[2].dump() {
-		t.Fatal("storage differs between machines")
-	}
-	counts := map[wire.RunState]int{}
-	_ = hs[0].db.Iterate([]byte{prefix, tagRun}, []byte{prefix, tagRun + 1}, false, func(k, v []byte) bool {
-		r, _ := decodeRun(0, v)
-		counts[r.state]++
-		return true
-	})
-	t.Logf("final states: %v", counts)
-	// Every live run is in exactly one index.
-	for _, h := range hs {
-		checkIndexes(t, h.m)
 	}
 }
 

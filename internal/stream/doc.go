@@ -75,9 +75,10 @@
 // Persisted PEL entries carry their deadline, 0 once they are ready (every
 // move to the ready heap is written), so Load rebuilds invariant 1 exactly;
 // an entry whose deadline passed while the node was down is processed by
-// the first pulse or group write. A seeded random command stream applied to
-// two machines, one of them reloaded from storage every 97 commands, must
-// leave byte-identical databases (TestMachine_DeterministicWithReload).
+// the first pulse or group write. Seeded random command streams applied to
+// two machines, one of them reloaded from storage at random points, must
+// answer alike and leave byte-identical databases
+// (TestMachine_ReloadAnswersLikeNeverReloaded).
 //
 // # Locking
 //

@@ -21,18 +21,26 @@ import (
 // (reads from the start, an offset, a timestamp or the tail, up to an end
 // timestamp; info; dead-letter lists) and have the same NextDue: whatever
 // memory holds must be exactly what Load rebuilds.
+//
+// Seeds 1–4 run with tight limits, so refusals and evictions are common;
+// seed 5 with roomy ones and longer, so groups build up deep pending lists.
 func TestMachine_ReloadAnswersLikeNeverReloaded(t *testing.T) {
 	t.Parallel()
-	for seed := int64(1); seed <= 4; seed++ {
+	tight := Limits{MaxStreams: 2, MaxGroupsPerStream: 2, MaxPendingPerGroup: 4, MaxDeadLetters: 3, MaxReplyBytes: 600}
+	roomy := Limits{MaxPendingPerGroup: 40, MaxDeadLetters: 8}
+	for seed := int64(1); seed <= 5; seed++ {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			t.Parallel()
-			runReloadCompare(t, seed, 1000)
+			if seed == 5 {
+				runReloadCompare(t, seed, 1500, roomy)
+				return
+			}
+			runReloadCompare(t, seed, 1000, tight)
 		})
 	}
 }
 
-func runReloadCompare(t *testing.T, seed int64, steps int) {
-	lim := Limits{MaxStreams: 2, MaxGroupsPerStream: 2, MaxPendingPerGroup: 4, MaxDeadLetters: 3, MaxReplyBytes: 600}
+func runReloadCompare(t *testing.T, seed int64, steps int, lim Limits) {
 	a, b := setup(t, lim), setup(t, lim)
 	// a's tail cache is tiny, so it keeps evicting and resetting; b's is
 	// the default and starts empty at every reload.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand"
 	"reflect"
 	"strings"
 	"testing"
@@ -617,80 +616,6 @@ func dump(t *testing.T, db *storage.DB) []byte {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// TestMachine_DeterministicWithReload feeds one seeded random command stream
-// to two machines, one of which is rebuilt from storage every 97 commands;
-// their databases and replies must match byte for byte.
-func TestMachine_DeterministicWithReload(t *testing.T) {
-	t.Parallel()
-	lim := Limits{MaxPendingPerGroup: 40, MaxDeadLetters: 8}
-	a, b := setup(t, lim), setup(t, lim)
-	rng := rand.New(rand.NewSource(1))
-	streams := []string{"s1", "s2"}
-	groups := []string{"g1", "g2"}
-	consumers := []string{"c1", "c2", "c3"}
-	for i := 0; i < 3000; i++ {
-		s := streams[rng.Intn(len(streams))]
-		g := groups[rng.Intn(len(groups))]
-		c := consumers[rng.Intn(len(consumers))]
-		offs := []uint64{uint64(rng.Intn(60) + 1), uint64(rng.Intn(60) + 1)}
-		var op wire.Op
-		var value []byte
-		var opts wire.Options
-		switch x := rng.Intn(100); {
-		case x < 40:
-			op, value = wire.OpStreamAppend, []byte(fmt.Sprint("v", i))
-			if rng.Intn(4) == 0 {
-				opts = wire.AppendU64(nil, wire.TagTimestampMs, uint64(rng.Intn(1e6)+1))
-			}
-		case x < 55:
-			op, value = wire.OpStreamGroupRead, gc(g, c)
-			opts = wire.AppendU32(nil, wire.TagCount, uint32(rng.Intn(8)+1))
-			if rng.Intn(10) == 0 {
-				opts = wire.AppendU8(wire.AppendU32(opts, wire.TagAckTimeoutMs, uint32(rng.Intn(50)+1)), wire.TagMaxDeliver, uint8(rng.Intn(3)+1))
-			}
-		case x < 67:
-			op, value = wire.OpStreamGroupAck, wire.AppendGroupSeqs(nil, g, offs)
-		case x < 72:
-			op, value = wire.OpStreamGroupNack, wire.AppendGroupSeqs(nil, g, offs)
-		case x < 76:
-			op, value = wire.OpStreamGroupTouch, wire.AppendGroupSeqs(nil, g, offs)
-		case x < 80:
-			op, value = wire.OpStreamGroupDLQRequeue, wire.AppendGroupSeqs(nil, g, offs)
-		case x < 84:
-			op, value = wire.OpStreamGroupLeave, gc(g, c)
-		case x < 87:
-			op = wire.OpStreamTrim
-			opts = wire.AppendU64(nil, []wire.Tag{wire.TagRetentionCount, wire.TagRetentionBytes, wire.TagRetentionAge}[rng.Intn(3)], uint64(rng.Intn(40)))
-		default:
-			op = 0 // time passes, then a pulse
-		}
-		step := time.Duration(rng.Intn(20)) * time.Millisecond
-		for _, f := range []*fixture{a, b} {
-			f.tick(step)
-		}
-		var ra, rb command.Result
-		if op == 0 {
-			ra, rb = a.pulse(), b.pulse()
-		} else {
-			ra, rb = a.apply(op, s, value, opts), b.apply(op, s, value, opts)
-		}
-		if !bytes.Equal(ra.Body, rb.Body) || fmt.Sprint(ra.Err) != fmt.Sprint(rb.Err) || ra.Empty != rb.Empty {
-			t.Fatalf("command %d (op %x): results differ:\n%+v\n%+v", i, op, ra, rb)
-		}
-		if i%97 == 0 {
-			b.reload()
-		}
-	}
-	if !bytes.Equal(dump(t, a.db), dump(t, b.db)) {
-		t.Fatal("databases differ")
-	}
-	for _, s := range streams {
-		if a.info(s) != b.info(s) {
-			t.Fatalf("info differs: %+v %+v", a.info(s), b.info(s))
-		}
-	}
 }
 
 func TestMachine_GroupCountAndDeadListClamp(t *testing.T) {
