@@ -1,8 +1,7 @@
 package action
 
 import (
-	"bytes"
-	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -69,11 +68,7 @@ func FuzzMachine(f *testing.F) {
 		for i, s := range fuzzprog.Decode(data) {
 			op := fr.Step(m, s, fuzzOps)
 			checkIndexes(t, m)
-			for _, r := range reads(m) {
-				if r.Err != nil && !errors.Is(r.Err, wire.ErrNotFound) {
-					t.Fatalf("step %d (op 0x%02x): read: %v", i, uint8(op), r.Err)
-				}
-			}
+			fuzzprog.CheckReads(t, fmt.Sprintf("step %d (op 0x%02x)", i, uint8(op)), reads(m))
 		}
 		before := reads(m)
 		m2 := NewWithLimits(db, Limits{})
@@ -87,11 +82,7 @@ func FuzzMachine(f *testing.F) {
 		// so the worker lists are compared without it and the health
 		// computed from it.
 		before[1].Body, after[1].Body = workersSansLastSeen(t, before[1].Body), workersSansLastSeen(t, after[1].Body)
-		for i := range before {
-			if !bytes.Equal(before[i].Body, after[i].Body) || (before[i].Err == nil) != (after[i].Err == nil) {
-				t.Fatalf("read %d differs after reload:\n%+v\n%+v", i, before[i], after[i])
-			}
-		}
+		fuzzprog.CheckSame(t, "after reload", before, after)
 	})
 }
 

@@ -7,6 +7,7 @@ package fuzzprog
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/floruntime/flo/internal/command"
@@ -80,6 +81,29 @@ func CheckStatus(t testing.TB, what string, err error) {
 	case wire.StatusNotFound, wire.StatusBadRequest, wire.StatusConflict, wire.StatusOverloaded:
 	default:
 		t.Fatalf("%s: unexpected status %v: %v", what, we.Status, err)
+	}
+}
+
+// CheckReads fails unless each of rs answered OK or NOT_FOUND: reads of
+// valid names keep working whatever the program did before them.
+func CheckReads(t testing.TB, what string, rs []command.Result) {
+	t.Helper()
+	for i, r := range rs {
+		if r.Err != nil && !errors.Is(r.Err, wire.ErrNotFound) {
+			t.Fatalf("%s: read %d: %v", what, i, r.Err)
+		}
+	}
+}
+
+// CheckSame fails unless got and want, the same reads of two machines,
+// answered alike: the same bodies, errors and emptiness.
+func CheckSame(t testing.TB, what string, got, want []command.Result) {
+	t.Helper()
+	for i := range got {
+		g, w := got[i], want[i]
+		if !bytes.Equal(g.Body, w.Body) || fmt.Sprint(g.Err) != fmt.Sprint(w.Err) || g.Empty != w.Empty {
+			t.Fatalf("%s: read %d differs:\n%+v\n%+v", what, i, g, w)
+		}
 	}
 }
 

@@ -1,8 +1,7 @@
 package kv
 
 import (
-	"bytes"
-	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -61,15 +60,10 @@ func FuzzMachine(f *testing.F) {
 			if err := fresh.Load(db); err != nil {
 				t.Fatal(err)
 			}
-			got, want := reads(m), reads(fresh)
-			for j := range got {
-				if got[j].Err != nil && !errors.Is(got[j].Err, wire.ErrNotFound) {
-					t.Fatalf("step %d (op 0x%02x): read %d: %v", i, uint8(op), j, got[j].Err)
-				}
-				if !bytes.Equal(got[j].Body, want[j].Body) || (got[j].Err == nil) != (want[j].Err == nil) {
-					t.Fatalf("step %d (op 0x%02x): read %d differs from a fresh machine:\n%+v\n%+v", i, uint8(op), j, got[j], want[j])
-				}
-			}
+			got := reads(m)
+			what := fmt.Sprintf("step %d (op 0x%02x)", i, uint8(op))
+			fuzzprog.CheckReads(t, what, got)
+			fuzzprog.CheckSame(t, what+" against a fresh machine", got, reads(fresh))
 		}
 	})
 }

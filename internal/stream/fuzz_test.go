@@ -1,7 +1,7 @@
 package stream
 
 import (
-	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -69,22 +69,13 @@ func FuzzMachine(f *testing.F) {
 		}
 		for i, s := range fuzzprog.Decode(data) {
 			op := fr.Step(m, s, fuzzOps)
-			for _, r := range reads(m) {
-				if r.Err != nil && !errors.Is(r.Err, wire.ErrNotFound) {
-					t.Fatalf("step %d (op 0x%02x): read: %v", i, uint8(op), r.Err)
-				}
-			}
+			fuzzprog.CheckReads(t, fmt.Sprintf("step %d (op 0x%02x)", i, uint8(op)), reads(m))
 		}
 		before := reads(m)
 		m2 := NewWithLimits(db, lim)
 		if err := m2.Load(db); err != nil {
 			t.Fatalf("reload: %v", err)
 		}
-		after := reads(m2)
-		for i := range before {
-			if !sameResult(before[i], after[i]) {
-				t.Fatalf("read %d differs after reload:\n%+v\n%+v", i, before[i], after[i])
-			}
-		}
+		fuzzprog.CheckSame(t, "after reload", before, reads(m2))
 	})
 }
