@@ -106,6 +106,45 @@ func (l *errLog) String() string {
 	return b.String()
 }
 
+// tally counts, from handler goroutines, how often each item was handled.
+type tally[K comparable] struct {
+	mu sync.Mutex
+	n  map[K]int
+}
+
+func (c *tally[K]) add(k K) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[K]int{}
+	}
+	c.n[k]++
+}
+
+// get returns how often k was handled.
+func (c *tally[K]) get(k K) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[k]
+}
+
+// distinct returns how many items were handled at least once.
+func (c *tally[K]) distinct() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.n)
+}
+
+// checkOutage fails if a helper reported more than maxOutageErrors failed
+// polls around one restart, and logs what it reported.
+func checkOutage(t *testing.T, outage int, what string, errs *errLog) {
+	t.Helper()
+	if outage > maxOutageErrors {
+		t.Errorf("%d failed %s reported around one restart: no backoff?\n%s", outage, what, errs.String())
+	}
+	t.Logf("%d errors reported, %d failed %s at restart", errs.n.Load(), outage, what)
+}
+
 // maxOutageErrors bounds the failed polls a helper may report while the
 // server is down for the few hundred milliseconds a restart takes: with a
 // backoff that starts at 50 ms and doubles there are a handful; a loop
