@@ -4,11 +4,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
-
 	"github.com/floruntime/flo/internal/command"
 	"github.com/floruntime/flo/internal/fuzzprog"
-	"github.com/floruntime/flo/internal/storage"
 	"github.com/floruntime/flo/wire"
 )
 
@@ -46,16 +43,12 @@ func FuzzMachine(f *testing.F) {
 	q = fuzzprog.AppendStep(q, 7, 0, 1, []byte{0xff, 0xff, 0xff, 0xff}, nil)
 	f.Add(q)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		db, err := storage.Open("", storage.Options{FS: vfs.NewMem()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		fr := fuzzprog.NewRunner(t, "default", int64(t0)*1e6)
+		db := fr.DB
 		m := NewWithLimits(db, Limits{})
 		if err := m.Load(db); err != nil {
 			t.Fatal(err)
 		}
-		fr := &fuzzprog.Runner{T: t, DB: db, Namespace: "default", Now: int64(t0) * 1e6}
 		reads := func(m *Machine) []command.Result {
 			var rs []command.Result
 			rs = append(rs, fr.Run(m, wire.OpActionList, nil, nil, nil))

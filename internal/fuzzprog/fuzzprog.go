@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/floruntime/flo/internal/command"
 	"github.com/floruntime/flo/internal/storage"
 	"github.com/floruntime/flo/wire"
@@ -120,6 +122,17 @@ type Runner struct {
 	DB        *storage.DB
 	Namespace string
 	Now       int64 // ns since the epoch
+}
+
+// NewRunner returns a runner over a new in-memory database, closed when t
+// ends, with the clock at now (ns since the epoch).
+func NewRunner(t testing.TB, namespace string, now int64) *Runner {
+	db, err := storage.Open("", storage.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return &Runner{T: t, DB: db, Namespace: namespace, Now: now}
 }
 
 // Run answers a read, or applies a write in a batch of its own, commits

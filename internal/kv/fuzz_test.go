@@ -4,11 +4,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
-
 	"github.com/floruntime/flo/internal/command"
 	"github.com/floruntime/flo/internal/fuzzprog"
-	"github.com/floruntime/flo/internal/storage"
 	"github.com/floruntime/flo/wire"
 )
 
@@ -36,16 +33,12 @@ func FuzzMachine(f *testing.F) {
 	q = fuzzprog.AppendStep(q, 3, 0, 0, nil, wire.AppendOption(nil, wire.TagCursor, []byte{0xff, 0, 1}))
 	f.Add(q)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		db, err := storage.Open("kv", storage.Options{FS: vfs.NewMem()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		fr := fuzzprog.NewRunner(t, "default", t0.UnixNano())
+		db := fr.DB
 		m := New(db)
 		if err := m.Load(db); err != nil {
 			t.Fatal(err)
 		}
-		fr := &fuzzprog.Runner{T: t, DB: db, Namespace: "default", Now: t0.UnixNano()}
 		reads := func(m *Machine) []command.Result {
 			var rs []command.Result
 			for _, k := range []string{"a", "b"} {

@@ -4,11 +4,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
-
 	"github.com/floruntime/flo/internal/command"
 	"github.com/floruntime/flo/internal/fuzzprog"
-	"github.com/floruntime/flo/internal/storage"
 	"github.com/floruntime/flo/wire"
 )
 
@@ -45,13 +42,8 @@ func FuzzMachine(f *testing.F) {
 	q = fuzzprog.AppendStep(q, 9, 0, 3, nil, nil)
 	f.Add(q)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		db, err := storage.Open("", storage.Options{FS: vfs.NewMem()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		m := NewWithLimits(db, Limits{MaxDeliveries: 2, DLQMax: 3, MaxReplyBytes: 64})
-		fr := &fuzzprog.Runner{T: t, DB: db, Namespace: "default", Now: int64(1_900_000_000) * 1e9}
+		fr := fuzzprog.NewRunner(t, "default", int64(1_900_000_000)*1e9)
+		m := NewWithLimits(fr.DB, Limits{MaxDeliveries: 2, DLQMax: 3, MaxReplyBytes: 64})
 		for i, s := range fuzzprog.Decode(data) {
 			op := fr.Step(m, s, fuzzOps)
 			if err := m.Check(); err != nil {

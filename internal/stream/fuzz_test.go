@@ -4,11 +4,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
-
 	"github.com/floruntime/flo/internal/command"
 	"github.com/floruntime/flo/internal/fuzzprog"
-	"github.com/floruntime/flo/internal/storage"
 	"github.com/floruntime/flo/wire"
 )
 
@@ -46,17 +43,13 @@ func FuzzMachine(f *testing.F) {
 	q = fuzzprog.AppendStep(q, 2, 0, 1, nil, wire.AppendU64(nil, wire.TagMaxBytes, 1<<63))
 	f.Add(q)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		db, err := storage.Open("", storage.Options{FS: vfs.NewMem()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		fr := fuzzprog.NewRunner(t, "ns", int64(1_900_000_000)*1e9)
+		db := fr.DB
 		lim := Limits{MaxGroupsPerStream: 2, MaxPendingPerGroup: 3, MaxDeadLetters: 2, MaxReplyBytes: 64}
 		m := NewWithLimits(db, lim)
 		if err := m.Load(db); err != nil {
 			t.Fatal(err)
 		}
-		fr := &fuzzprog.Runner{T: t, DB: db, Namespace: "ns", Now: int64(1_900_000_000) * 1e9}
 		readAll := wire.AppendU32(startAt(wire.StreamID{}), wire.TagCount, 1000)
 		reads := func(m *Machine) []command.Result {
 			var rs []command.Result
