@@ -873,9 +873,16 @@ func TestStream_GroupOffsetListLimit(t *testing.T) {
 			t.Errorf("%s of 10,001 offsets: err = %v, want BAD_REQUEST", name, err)
 		}
 	}
-	// Still pending with w: only a nack makes it deliverable again now.
+	// The refused calls changed nothing: the record is still pending with
+	// w (not released by the nack), and not acked (a nack releases it).
 	if got, err := c.Stream.GroupRead(ctx, "s", "g", "w2", nil); err != nil || len(got) != 0 {
 		t.Fatalf("after the refused calls: %d records for another consumer, %v", len(got), err)
+	}
+	if err := c.Stream.GroupNack(ctx, "s", "g", offsets[:1], nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Stream.GroupRead(ctx, "s", "g", "w2", nil); err != nil || len(got) != 1 {
+		t.Fatalf("after the refused ack: %d records redelivered, want 1 (%v)", len(got), err)
 	}
 	if err := c.Stream.GroupTouch(ctx, "s", "g", offsets, nil); err != nil {
 		t.Fatalf("touch of 10,000 offsets: %v", err)
@@ -883,10 +890,11 @@ func TestStream_GroupOffsetListLimit(t *testing.T) {
 	if err := c.Stream.GroupAck(ctx, "s", "g", offsets, nil); err != nil {
 		t.Fatalf("ack of 10,000 offsets: %v", err)
 	}
+	// Acked: a nack no longer brings it back.
 	if err := c.Stream.GroupNack(ctx, "s", "g", offsets[:1], nil); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := c.Stream.GroupRead(ctx, "s", "g", "w2", nil); err != nil || len(got) != 0 {
+	if got, err := c.Stream.GroupRead(ctx, "s", "g", "w3", nil); err != nil || len(got) != 0 {
 		t.Fatalf("after the ack of 10,000 offsets: %d records redelivered, %v", len(got), err)
 	}
 }
