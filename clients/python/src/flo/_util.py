@@ -10,6 +10,8 @@ from .wire import MAX_VALUE_BYTES
 
 BytesLike = Union[bytes, bytearray, memoryview]
 
+U64_MAX = 2**64 - 1
+
 
 def to_bytes(value: Union[str, BytesLike], what: str = "value") -> bytes:
     """Encode ``str`` as UTF-8 and copy byte-likes; anything else is a ValidationError."""
@@ -53,8 +55,6 @@ def seq_list(seqs: Union[int, StreamID, Iterable[Union[int, StreamID]]]) -> list
         out.append(n)
     return out
 
-
-U64_MAX = 2**64 - 1
 
 
 def stream_id_bytes(sid: StreamID, what: str) -> bytes:

@@ -449,9 +449,7 @@ class Worker:
                     out = await asyncio.get_running_loop().run_in_executor(self._executor, call)
                     if inspect.isawaitable(out):
                         out = await out
-                output = encode_output(out)
-                if len(output) > wire.MAX_VALUE_BYTES:
-                    raise ValidationError(f"result is {len(output)} bytes; at most {wire.MAX_VALUE_BYTES} allowed")
+                output = payload_bytes(encode_output(out), "result")
             except asyncio.CancelledError:
                 await asyncio.shield(self._report_fail(task, "worker stopped before the handler finished", True))
                 raise
