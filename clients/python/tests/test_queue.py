@@ -238,6 +238,17 @@ class QueueTest(ServerTestCase):
         empty = await q.stats("never-used")
         self.assertEqual((empty.ready, empty.delayed, empty.in_flight, empty.dlq), (0, 0, 0, 0))
 
+    async def test_long_nack_reason_is_cut_not_refused(self) -> None:
+        # As the Go SDK does: a refused nack would leave the message leased until its
+        # visibility timeout, and the reason is only a diagnostic.
+        q = self.client.queue
+        seq = await q.enqueue("long-reason", b"m")
+        await q.dequeue("long-reason", 1)
+        reason = "é" * 200  # 400 UTF-8 bytes: the cut falls inside a character
+        await q.nack("long-reason", [seq], NackOptions(to_dlq=True, reason=reason))
+        dlq = await q.dlq_list("long-reason", DlqListOptions(detailed=True))
+        self.assertEqual([(d.seq, d.reason) for d in dlq.messages], [(seq, "é" * 127)])
+
     async def test_dequeue_reply_larger_than_one_payload(self) -> None:
         # The server caps a message list at 64 MiB of payloads (plus the message that
         # crosses it), so a reply may be far larger than the 16 MiB limit of one value.

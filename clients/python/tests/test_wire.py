@@ -10,7 +10,7 @@ import unittest
 
 from .harness import REPO
 from flo import wire
-from flo.errors import IncompleteResponseError, InvalidChecksumError, InvalidMagicError, UnsupportedVersionError
+from flo.errors import IncompleteResponseError, InvalidChecksumError, InvalidMagicError, UnsupportedVersionError, ValidationError
 from flo.options import StreamReadOptions, StreamStartMode
 from flo.results import (
     ActionInfo,
@@ -273,10 +273,29 @@ class BodyTest(unittest.TestCase):
             (StreamReadOptions(start_mode=StreamStartMode.TIMESTAMP, timestamp=1699999999000), (False, StreamID(1699999999000, 0))),
             (StreamReadOptions(start=StreamID.from_sequence(7)), (False, StreamID(0, 7))),
             (StreamReadOptions(tail=True), (True, None)),
+            (StreamReadOptions(start_mode=StreamStartMode.TAIL, tail=True), (True, None)),
+            (StreamReadOptions(start_mode=StreamStartMode.OFFSET), (False, StreamID(0, 0))),
+            (StreamReadOptions(start_mode="timestamp", timestamp=5), (False, StreamID(5, 0))),
+            (StreamReadOptions(start_mode=StreamStartMode.BEGINNING), (False, None)),
         ]
         for opts, want in cases:
             with self.subTest(opts=opts):
                 self.assertEqual(read_position(opts), want)
+        # Two positions at once are refused, as the Go SDK refuses them.
+        conflicting = [
+            StreamReadOptions(offset=5, timestamp=1699999999000),
+            StreamReadOptions(offset=5, tail=True),
+            StreamReadOptions(start=StreamID.from_sequence(7), offset=5),
+            StreamReadOptions(start_mode=StreamStartMode.TAIL, offset=5),
+            StreamReadOptions(start_mode=StreamStartMode.OFFSET, timestamp=5),
+            StreamReadOptions(start_mode=StreamStartMode.TIMESTAMP, offset=5),
+            StreamReadOptions(start_mode=StreamStartMode.BEGINNING, offset=5),
+            StreamReadOptions(start_mode=StreamStartMode.OFFSET, tail=True),
+            StreamReadOptions(start_mode=StreamStartMode.OFFSET, start=StreamID.from_sequence(7)),
+        ]
+        for opts in conflicting:
+            with self.subTest(opts=opts), self.assertRaises(ValidationError):
+                read_position(opts)
         blob = wire.stream_read_options(tail=True, start=StreamID(0, 1).to_bytes(), count=10, block_ms=0)
         self.assertEqual([t for t, _ in wire.parse_options(blob)], [0x23, 0x21, 0x15, 0x17])
 

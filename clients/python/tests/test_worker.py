@@ -275,6 +275,27 @@ class WorkerTest(ServerTestCase):
         self.assertEqual(st.status, RunStatus.PENDING)  # failed with retry, to be picked up again
         self.assertIn("worker stopped", st.error or "")
 
+    async def test_stop_waits_at_most_the_drain_timeout(self) -> None:
+        # As the Go SDK's TaskWorker: a handler that never returns does not hold
+        # stop() — here the end of an `async with` — forever.
+        worker = Worker(self.client, "w-drain-limit", concurrency=1, drain_timeout=0.2)
+        started = asyncio.Event()
+
+        @worker.action("hangs")
+        async def hangs(ctx: ActionContext) -> None:
+            started.set()
+            await asyncio.Event().wait()
+
+        await worker.start()
+        run = (await self.client.action.invoke("hangs", b"")).run_id
+        await asyncio.wait_for(started.wait(), 10)
+        await asyncio.wait_for(worker.__aexit__(None, None, None), 10)
+        st = await self.client.action.status(run)
+        self.assertEqual(st.status, RunStatus.PENDING)  # failed with retry
+        self.assertIn("worker stopped", st.error or "")
+        with self.assertRaises(ValidationError):
+            Worker(self.client, "w-bad", drain_timeout=-1)
+
     async def test_run_until_stopped(self) -> None:
         worker = Worker(self.client, concurrency=1)
 

@@ -30,6 +30,15 @@ def payload_bytes(value: Union[str, BytesLike], what: str = "value") -> bytes:
     return b
 
 
+def cut_utf8(s: str, n: int) -> str:
+    """``s`` cut to at most ``n`` UTF-8 bytes without splitting a character: for
+    diagnostic texts (failure reasons), where a cut text beats a refused call."""
+    b = s.encode("utf-8", "replace")
+    if len(b) <= n:
+        return s
+    return b[:n].decode("utf-8", "ignore")
+
+
 def name_bytes(name: Union[str, BytesLike], what: str) -> bytes:
     """Encode a required name (key, queue, stream …); empty names are rejected client-side."""
     b = to_bytes(name, what)

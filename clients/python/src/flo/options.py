@@ -111,8 +111,8 @@ class NackOptions:
     """Options for ``queue.nack``: ``to_dlq`` dead-letters the messages at once.
 
     flo extensions: ``delay_ms`` makes a retried message ready again only after
-    that delay; ``reason`` (≤ 255 bytes) is kept as the message's last failure
-    reason, shown by detailed listings.
+    that delay; ``reason`` is kept as the message's last failure reason, shown
+    by detailed listings (cut to 255 UTF-8 bytes at a character boundary).
     """
 
     to_dlq: bool = False

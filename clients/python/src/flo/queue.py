@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterable, Optional, Union
 
 from . import wire
-from ._util import BytesLike, name_bytes, namespace_of, payload_bytes, seq_list
+from ._util import BytesLike, cut_utf8, name_bytes, namespace_of, payload_bytes, seq_list
 from .options import (
     AckOptions,
     DequeueOptions,
@@ -72,7 +72,9 @@ class QueueClient:
         if o.delay_ms is not None:
             opts.u64(Tag.DELAY_MS, o.delay_ms)
         if o.reason is not None:
-            opts.raw(Tag.NACK_REASON, o.reason)
+            # Cut, not refused (as the Go SDK does): a refused nack would leave
+            # the messages leased until their visibility timeout.
+            opts.raw(Tag.NACK_REASON, cut_utf8(o.reason, wire.MAX_OPTION_BYTES))
         await self._seq_op(OpCode.QUEUE_FAIL, queue, seqs, o, opts.build())
 
     async def touch(self, queue: str, seqs: Seqs, options: Optional[QueueTouchOptions] = None) -> None:

@@ -32,29 +32,37 @@ def read_position(o: StreamReadOptions) -> tuple[bool, Optional[StreamID]]:
 
     OFFSET → ``StreamID(0, offset)``; TIMESTAMP → ``StreamID(timestamp, 0)``;
     TAIL → the tail flag; BEGINNING → neither. Without ``start_mode`` the mode
-    is inferred from which of ``offset``/``timestamp`` is set; an explicit
-    upstream-style ``start`` wins over both.
+    is the one whose field is set (``offset``, ``timestamp``, ``tail`` or the
+    upstream-style ``start``). Options naming two positions — two of those
+    fields, or a field that is not the ``start_mode``'s — are refused with
+    :class:`ValidationError`, as the Go SDK refuses them, rather than one of
+    them being read silently.
     """
     mode = o.start_mode
     if isinstance(mode, str):
         mode = StreamStartMode(mode.lower())
-    if mode is None:
-        if o.tail:
-            mode = StreamStartMode.TAIL
-        elif o.offset is not None:
-            mode = StreamStartMode.OFFSET
-        elif o.timestamp is not None:
-            mode = StreamStartMode.TIMESTAMP
-        else:
-            mode = StreamStartMode.BEGINNING
-    tail = o.tail or mode is StreamStartMode.TAIL
-    start = o.start
-    if start is None and not tail:
-        if mode is StreamStartMode.OFFSET:
-            start = StreamID.from_sequence(o.offset or 0)
-        elif mode is StreamStartMode.TIMESTAMP:
-            start = StreamID.from_timestamp(o.timestamp or 0)
-    return tail, start
+    given = [name for name, v in (("offset", o.offset), ("timestamp", o.timestamp), ("start", o.start)) if v is not None]
+    if o.tail:
+        given.append("tail")
+    if len(given) > 1:
+        raise ValidationError(f"stream read: {' and '.join(given)} name different positions; set one")
+    fits = {
+        StreamStartMode.BEGINNING: (),
+        StreamStartMode.OFFSET: ("offset",),
+        StreamStartMode.TIMESTAMP: ("timestamp",),
+        StreamStartMode.TAIL: ("tail",),
+    }
+    if mode is not None and given and given[0] not in fits[mode]:
+        raise ValidationError(f"stream read: {given[0]} does not go with start_mode {mode.name}")
+    if mode is StreamStartMode.TAIL or o.tail:
+        return True, None
+    if o.start is not None:
+        return False, o.start
+    if mode is StreamStartMode.OFFSET or o.offset is not None:
+        return False, StreamID.from_sequence(o.offset or 0)
+    if mode is StreamStartMode.TIMESTAMP or o.timestamp is not None:
+        return False, StreamID.from_timestamp(o.timestamp or 0)
+    return False, None
 
 
 class StreamClient:

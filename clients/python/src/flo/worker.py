@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Sequence, Union
 
 from . import wire
-from ._util import BytesLike, name_bytes, namespace_of, payload_bytes, to_bytes
+from ._util import BytesLike, cut_utf8, name_bytes, namespace_of, payload_bytes, to_bytes
 from .errors import (
     ConflictError,
     ConnectionFailedError,
@@ -208,6 +208,11 @@ def encode_output(value: Any) -> bytes:
     return json.dumps(value).encode("utf-8")
 
 
+#: How long ``Worker.stop()`` waits for running handlers unless told otherwise
+#: (the Go SDK's ``TaskWorkerOptions.DrainTimeout`` default).
+DEFAULT_DRAIN_TIMEOUT = 30.0
+
+
 class Worker:
     """Runs handlers for actions: registers, long-polls, executes, reports.
 
@@ -222,7 +227,10 @@ class Worker:
     * A handler's return value completes the task; an exception fails it with
       retry, unless it is a :class:`NonRetryableError`.
     * ``stop()`` stops claiming, cancels the parked poll (the server cancels it
-      without handing out a task) and waits for running handlers to finish.
+      without handing out a task) and waits for running handlers to finish, at
+      most ``drain_timeout`` seconds (default 30, as the Go SDK's TaskWorker;
+      ``None`` waits as long as they run); handlers still running then are
+      cancelled and their tasks failed with retry.
     """
 
     def __init__(
@@ -235,9 +243,12 @@ class Worker:
         block_ms: int = 30000,
         lease_ms: int = 30000,
         register_actions: bool = True,
+        drain_timeout: Optional[float] = DEFAULT_DRAIN_TIMEOUT,
     ) -> None:
         if concurrency < 1:
             raise ValidationError("concurrency must be >= 1")
+        if drain_timeout is not None and drain_timeout < 0:
+            raise ValidationError("drain_timeout must be >= 0 (or None to wait without limit)")
         self.client = client
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{random.randrange(1 << 32):08x}"
         self.concurrency = concurrency
@@ -245,6 +256,7 @@ class Worker:
         self.block_ms = block_ms
         self.lease_ms = lease_ms
         self.register_actions = register_actions
+        self.drain_timeout = drain_timeout
         self._handlers: dict[str, Handler] = {}
         self._action_options: dict[str, Optional[ActionRegisterOptions]] = {}
         self._running: set[asyncio.Task[None]] = set()
@@ -309,9 +321,12 @@ class Worker:
     async def stop(self, timeout: Optional[float] = None) -> None:
         """Stop claiming tasks and wait for running handlers.
 
-        Handlers still running after ``timeout`` seconds are cancelled; their
-        tasks are failed with retry so another worker picks them up.
+        Handlers still running after ``timeout`` seconds (default: the worker's
+        ``drain_timeout``, 30 s unless set) are cancelled; their tasks are failed
+        with retry so another worker picks them up.
         """
+        if timeout is None:
+            timeout = self.drain_timeout
         if self._stopping is None:
             self._stopping = asyncio.Event()
         self._stopping.set()
@@ -471,7 +486,7 @@ class Worker:
             slots.release()
 
     async def _report_fail(self, task: TaskAssignment, error: str, retry: bool) -> None:
-        error = _cut_utf8(error, wire.MAX_ERROR_BYTES)
+        error = cut_utf8(error, wire.MAX_ERROR_BYTES)
         if await self._report(
             lambda: self.client.worker.fail(
                 self.worker_id, task.task_id, error, WorkerFailOptions(retry=retry, namespace=self.namespace)
@@ -519,11 +534,3 @@ def _release(slots: asyncio.Semaphore, n: int) -> None:
 
 
 __all__ = ["WorkerClient", "Worker", "ActionContext", "Handler", "encode_output"]
-
-
-def _cut_utf8(s: str, n: int) -> str:
-    """``s`` cut to at most ``n`` UTF-8 bytes without splitting a character."""
-    b = s.encode("utf-8", "replace")
-    if len(b) <= n:
-        return s
-    return b[:n].decode("utf-8", "ignore")
