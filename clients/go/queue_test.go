@@ -630,6 +630,29 @@ func TestQueue_LimitsAtTheEdge(t *testing.T) {
 	}
 }
 
+// A nack reason longer than the 255 bytes an option holds is cut at a
+// character boundary, not refused: a refused nack would leave the message
+// leased until its visibility timeout (as the Python SDK does too).
+func TestQueue_LongNackReasonIsCut(t *testing.T) {
+	_, c, ctx := queueSetup(t)
+	seq, err := c.Queue.Enqueue(ctx, "jobs", []byte("m"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustDequeue(t, c, "jobs", 1, nil)
+	// 400 bytes of two-byte characters: byte 255 is inside one.
+	if err := c.Queue.Nack(ctx, "jobs", []uint64{seq}, &flo.QueueNackOptions{ToDLQ: true, Reason: strings.Repeat("é", 200)}); err != nil {
+		t.Fatal(err)
+	}
+	dl, err := c.Queue.DLQList(ctx, "jobs", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dl) != 1 || dl[0].Seq != seq || dl[0].Reason != strings.Repeat("é", 127) {
+		t.Fatalf("DLQ %+v, want seq %d with the reason cut to 127 characters", dl, seq)
+	}
+}
+
 func TestQueue_NamespacesIsolate(t *testing.T) {
 	_, c, ctx := queueSetup(t)
 	if _, err := c.Queue.Enqueue(ctx, "jobs", []byte("a"), &flo.QueueEnqueueOptions{Namespace: "tenant-a"}); err != nil {
