@@ -256,6 +256,3 @@ func (p *Process) Stop() error {
 
 // Pid returns the server's process id (to read its /proc entries).
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
-
-// Stderr returns what the server logged so far.
-func (p *Process) Stderr() string { return p.stderr.String() }

@@ -328,6 +328,9 @@ func TestStream_InfoAndTrim(t *testing.T) {
 func TestStream_NamespacesIsolate(t *testing.T) {
 	srv, c, ctx := streamSetup(t)
 	other := srv.Client(t, flo.Options{Namespace: "other"})
+	if c.Namespace() != "default" || other.Namespace() != "other" {
+		t.Fatalf("namespaces %q and %q, want default and other", c.Namespace(), other.Namespace())
+	}
 	streamFill(t, c, "s", 3)
 	if r, err := other.Stream.Append(ctx, "s", []byte("x"), nil); err != nil || r.Offset != 1 {
 		t.Fatalf("other namespace: %+v %v", r, err)

@@ -106,13 +106,8 @@ type Machine struct {
 	terminalHead int64                  // ended_ms of the oldest retained terminal run; 0 = none
 }
 
-// New returns a machine reading committed state from db, with the default
-// capacity limits.
-func New(db storage.Reader) *Machine {
-	return NewWithLimits(db, Limits{})
-}
-
-// NewWithLimits is New with capacity limits; zero fields take the defaults.
+// NewWithLimits returns a machine reading committed state from db, with
+// capacity limits l; zero fields take the defaults.
 func NewWithLimits(db storage.Reader, l Limits) *Machine {
 	if l.MaxActions <= 0 {
 		l.MaxActions = DefaultMaxActions

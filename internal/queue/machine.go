@@ -109,12 +109,8 @@ type Machine struct {
 	payloadBudget int
 }
 
-// New returns a queue machine with the default limits, reading committed
-// payloads from db.
-func New(db storage.Reader) *Machine { return NewWithLimits(db, DefaultLimits()) }
-
-// NewWithLimits returns a queue machine with lim; non-positive fields take
-// their defaults.
+// NewWithLimits returns a queue machine with lim, reading committed
+// payloads from db; non-positive fields of lim take their defaults.
 func NewWithLimits(db storage.Reader, lim Limits) *Machine {
 	d := DefaultLimits()
 	if lim.MaxDeliveries <= 0 {

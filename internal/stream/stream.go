@@ -161,11 +161,8 @@ type entry struct {
 	rIdx       int   // index in group.ready, -1 if absent
 }
 
-// New returns a stream machine reading committed state from db, with the
-// default limits.
-func New(db storage.Reader) *Machine { return NewWithLimits(db, Limits{}) }
-
-// NewWithLimits returns a stream machine with the given capacity limits.
+// NewWithLimits returns a stream machine reading committed state from db,
+// with the given capacity limits (zero fields take the defaults).
 func NewWithLimits(db storage.Reader, lim Limits) *Machine {
 	return &Machine{db: db, lim: lim.withDefaults(), streams: make(map[string]*log), tails: tailCache{budget: TailCacheBytes, maxRecord: TailRecordMax, segmentSize: TailSegmentBytes}}
 }
