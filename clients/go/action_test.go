@@ -822,6 +822,17 @@ func TestTaskWorker_RetriesPermanentAndPanics(t *testing.T) {
 	if st := actWaitState(t, c, r3, flo.RunFailed, 5*time.Second); st.Error != "panic: kaboom" {
 		t.Fatalf("panics = %+v", st)
 	}
+	// The states above can be read before the worker has the answers to
+	// its last reports; it counts a report, then tells its outcome.
+	waitUntil(t, 10*time.Second, "an outcome for each of the four attempts", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, o := range outcomes {
+			n += len(o)
+		}
+		return n >= 4
+	})
 	if w.Completed() != 1 || w.Failed() != 3 || errs.Load() != 0 {
 		t.Fatalf("completed %d, failed %d, errors %d", w.Completed(), w.Failed(), errs.Load())
 	}
@@ -1167,8 +1178,8 @@ func TestWorker_CompleteAndAwait(t *testing.T) {
 	// completions still count.
 	start := time.Now()
 	more, results, err := c.Worker.CompleteAndAwait(ctx, "w", []flo.TaskCompletion{{TaskID: next[0].ID}, {TaskID: next[1].ID, Result: []byte("r3")}},
-		[]string{"b"}, 10, &flo.WorkerAwaitOptions{Block: 5 * time.Second})
-	if err != nil || len(more) != 0 || results[0] != nil || results[1] != nil || time.Since(start) > 4*time.Second {
+		[]string{"b"}, 10, &flo.WorkerAwaitOptions{Block: time.Minute})
+	if err != nil || len(more) != 0 || results[0] != nil || results[1] != nil || time.Since(start) > 30*time.Second {
 		t.Fatalf("empty CompleteAndAwait = %v, %v, %v after %v", more, results, err, time.Since(start))
 	}
 	if st := actStatus(t, c, ids[3]); st.State != flo.RunCompleted || string(st.Result) != "r3" {
@@ -1272,6 +1283,9 @@ func TestTaskWorker_ResultOverTheLimitFailsTheTask(t *testing.T) {
 	if !strings.Contains(st.Error, "16777217") || st.Attempt != 1 {
 		t.Fatalf("run = %+v", st)
 	}
+	// The failed state can be read before the worker has the answer to its
+	// fail, which it counts only then.
+	waitUntil(t, 10*time.Second, "the worker to count its report", func() bool { return w.Completed()+w.Failed() >= 1 })
 	if w.Completed() != 0 || w.Failed() != 1 {
 		t.Fatalf("completed %d, failed %d", w.Completed(), w.Failed())
 	}

@@ -24,7 +24,7 @@ func setupKV(t *testing.T) (*flotest.Server, *flo.Client, context.Context) {
 
 func u64(v uint64) *uint64 { return &v }
 
-// waitUntil polls cond until it holds or the deadline passes.
+// waitUntil polls cond every 10 ms until it holds, failing the test after d.
 func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)

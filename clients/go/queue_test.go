@@ -27,18 +27,6 @@ func queueSetup(t *testing.T) (*flotest.Server, *flo.Client, context.Context) {
 	return srv, srv.Client(t, flo.Options{}), context.Background()
 }
 
-// queueEventually polls cond every 10 ms until it holds or d passes.
-func queueEventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func enqueueAll(t *testing.T, c *flo.Client, queue string, payloads ...string) []uint64 {
 	t.Helper()
 	seqs := make([]uint64, len(payloads))
@@ -314,7 +302,7 @@ func TestQueue_DeliveryLimitMovesToDLQ(t *testing.T) {
 		t.Fatalf("fifth delivery %+v", m)
 	}
 	var dl []flo.QueueMessage
-	queueEventually(t, 5*time.Second, "the message to reach the DLQ", func() bool {
+	waitUntil(t, 5*time.Second, "the message to reach the DLQ", func() bool {
 		var err error
 		dl, err = c.Queue.DLQList(ctx, "jobs", nil)
 		return err == nil && len(dl) == 1
@@ -473,8 +461,8 @@ func TestQueue_FourConsumersDrainThousandExactlyOnce(t *testing.T) {
 			}
 		}()
 	}
-	queueEventually(t, 30*time.Second, "1000 messages handled", func() bool { return handled.Load() >= n })
-	queueEventually(t, 10*time.Second, "every ack to land", func() bool { return mustStats(t, c, "jobs") == flo.QueueStats{} })
+	waitUntil(t, 30*time.Second, "1000 messages handled", func() bool { return handled.Load() >= n })
+	waitUntil(t, 10*time.Second, "every ack to land", func() bool { return mustStats(t, c, "jobs") == flo.QueueStats{} })
 	stop()
 	wg.Wait()
 	if len(deliveries) != n {
@@ -522,7 +510,7 @@ func TestQueue_ConsumerRetriesFailuresAndDrainsOnCancel(t *testing.T) {
 		}})
 	}()
 	<-slowStarted
-	queueEventually(t, 5*time.Second, "flaky to succeed and poison to be dead-lettered", func() bool {
+	waitUntil(t, 5*time.Second, "flaky to succeed and poison to be dead-lettered", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		dl, _ := c.Queue.DLQList(ctx, "jobs", nil)
@@ -881,7 +869,7 @@ func TestQueue_BlockingDequeueAppliesItsAcksBeforeWaiting(t *testing.T) {
 		got <- result{ms, err}
 	}()
 	// The call finds nothing and waits; its acks are already applied.
-	queueEventually(t, 5*time.Second, "acks of the parked dequeue", func() bool {
+	waitUntil(t, 5*time.Second, "acks of the parked dequeue", func() bool {
 		return mustStats(t, c, "jobs") == flo.QueueStats{}
 	})
 	select {
@@ -971,8 +959,8 @@ func TestQueue_ConsumeAcksRideOnDequeues(t *testing.T) {
 			return nil
 		}, &flo.QueueConsumeOptions{Poll: 100 * time.Millisecond, OnError: func(err error) { t.Error(err) }})
 	}()
-	queueEventually(t, 10*time.Second, "every message handled", func() bool { return handled.Load() == n })
-	queueEventually(t, 10*time.Second, "every ack to land", func() bool { return mustStats(t, c, "jobs") == flo.QueueStats{} })
+	waitUntil(t, 10*time.Second, "every message handled", func() bool { return handled.Load() == n })
+	waitUntil(t, 10*time.Second, "every ack to land", func() bool { return mustStats(t, c, "jobs") == flo.QueueStats{} })
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)

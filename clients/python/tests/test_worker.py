@@ -49,16 +49,13 @@ class WorkerTest(ServerTestCase):
 
         await worker.start()
         try:
-            t0 = time.monotonic()
             runs = [(await self.client.action.invoke("square", f'{{"n": {i}}}'.encode())).run_id for i in range(8)]
             results = [await self.wait_terminal(r) for r in runs]
-            elapsed = time.monotonic() - t0
         finally:
             await worker.stop()
         self.assertEqual([s.status for s in results], [RunStatus.COMPLETED] * 8)
         self.assertEqual(results[3].result, b'{"n": 3, "square": 9}')
-        self.assertEqual(peak, 4)
-        self.assertLess(elapsed, 2.5)  # 8 tasks × 0.4 s with 4 at a time ≈ 0.8 s
+        self.assertEqual(peak, 4)  # four at a time, never more
         self.assertEqual(worker.completed, 8)
         workers = {w.worker_id for w in await self.client.worker.list()}
         self.assertIn("w-conc", workers)
