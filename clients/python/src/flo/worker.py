@@ -11,7 +11,7 @@ touch, list. :class:`Worker` builds a task runner on top of it::
 
     await worker.start()
     ...
-    await worker.stop()          # stops polling, lets running handlers finish
+    await worker.stop()          # stops polling, lets running handlers finish (30 s at most)
 """
 
 from __future__ import annotations
