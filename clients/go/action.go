@@ -91,21 +91,30 @@ func (a *Action) Invoke(ctx context.Context, name string, input []byte, o *Actio
 	if o == nil {
 		o = &ActionInvokeOptions{}
 	}
+	r, err := invokeRequest(name, input, o)
+	if err != nil {
+		return "", err
+	}
+	body, err := a.c.call(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	return string(body), nil
+}
+
+// invokeRequest is the ACTION_INVOKE request of Invoke and InvokeAndWait.
+func invokeRequest(name string, input []byte, o *ActionInvokeOptions) (request, error) {
 	inv := wire.ActionInvoke{Priority: 10, DelayMs: roundUpMs(max(o.Delay, 0)), Input: input}
 	if o.Priority != nil {
 		inv.Priority = *o.Priority
 	}
 	if o.IdempotencyKey != "" {
 		if len(o.IdempotencyKey) > 1<<16-1 {
-			return "", fmt.Errorf("%w: idempotency key is %d bytes", ErrBadRequest, len(o.IdempotencyKey))
+			return request{}, fmt.Errorf("%w: idempotency key is %d bytes", ErrBadRequest, len(o.IdempotencyKey))
 		}
 		inv.IdempotencyKey = []byte(o.IdempotencyKey)
 	}
-	body, err := a.c.call(ctx, request{op: wire.OpActionInvoke, namespace: o.Namespace, key: []byte(name), value: wire.AppendActionInvoke(nil, &inv)})
-	if err != nil {
-		return "", err
-	}
-	return string(body), nil
+	return request{op: wire.OpActionInvoke, namespace: o.Namespace, key: []byte(name), value: wire.AppendActionInvoke(nil, &inv)}, nil
 }
 
 // RunState is the state of a run.
@@ -170,6 +179,11 @@ func (a *Action) Status(ctx context.Context, runID string, o *ActionStatusOption
 	if err != nil {
 		return nil, fmt.Errorf("flo: decode run status: %w", err)
 	}
+	return runStatus(&s), nil
+}
+
+// runStatus copies a decoded status out of its reply.
+func runStatus(s *wire.RunStatus) *RunStatus {
 	st := &RunStatus{
 		RunID: string(s.RunID), State: RunState(s.State), Attempt: int(s.Attempt),
 		CreatedAt: runTime(s.CreatedMs), StartedAt: runTime(s.StartedMs), CompletedAt: runTime(s.CompletedMs),
@@ -180,7 +194,7 @@ func (a *Action) Status(ctx context.Context, runID string, o *ActionStatusOption
 	if s.HasError {
 		st.Error = string(s.Error)
 	}
-	return st, nil
+	return st
 }
 
 // runTime converts Unix milliseconds to a time; 0 is the zero time.
@@ -285,8 +299,39 @@ func (e *RunError) Error() string {
 	return fmt.Sprintf("run %s %s: %s", e.RunID, e.State, e.Message)
 }
 
-// InvokeAndWait invokes the action and waits until the run ends, with
-// status calls that the server answers when the run ends (ActionStatusOptions.Block).
+// invokeWait is how long InvokeAndWait's invoke waits for the run's end:
+// statusWait, or when ctx has a deadline three quarters of the time left,
+// so that the answer — which names the run — arrives before the deadline;
+// with less than 10 ms left it does not wait.
+func invokeWait(ctx context.Context) time.Duration {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return statusWait
+	}
+	if w := time.Until(d) * 3 / 4; w < statusWait {
+		if w < 10*time.Millisecond {
+			return 0
+		}
+		return w
+	}
+	return statusWait
+}
+
+// endStatus is InvokeAndWait's answer for a run that ended.
+func endStatus(st *RunStatus) (*RunStatus, error) {
+	if st.State != RunCompleted {
+		return st, &RunError{RunID: st.RunID, State: st.State, Message: st.Error}
+	}
+	return st, nil
+}
+
+// InvokeAndWait invokes the action and waits until the run ends: the invoke
+// itself waits and answers with the run's status when it ends (one round
+// trip); a run that outlasts that wait is waited for with status calls the
+// server answers when it ends (ActionStatusOptions.Block). The invoke's
+// wait ends before ctx's deadline, so a deadline's error names the run; if
+// ctx is cancelled during it, the run's ID is not known (invoke with an
+// idempotency key to find it again).
 // It returns the final status; if the run did not complete the error is a
 // *RunError. ctx bounds the whole wait: without a deadline it waits as long
 // as the run takes.
@@ -294,9 +339,31 @@ func (a *Action) InvokeAndWait(ctx context.Context, name string, input []byte, o
 	if o == nil {
 		o = &ActionWaitOptions{}
 	}
-	id, err := a.Invoke(ctx, name, input, &o.ActionInvokeOptions)
+	// The invoke itself waits for the run's end (INVOKE_WAIT_MS) and answers
+	// with the run's status; a server that ignores the tag answers its ID.
+	// A run still going after that wait is waited for with status calls.
+	r, err := invokeRequest(name, input, &o.ActionInvokeOptions)
 	if err != nil {
 		return nil, err
+	}
+	r.block, r.blockTag = invokeWait(ctx), wire.TagInvokeWaitMs
+	if r.block == 0 {
+		r.blockTag = 0
+	}
+	body, err := a.c.call(ctx, r)
+	if err != nil {
+		if ctx.Err() != nil && r.block != 0 {
+			return nil, fmt.Errorf("invoke of %s ended while waiting; whether it ran is unknown (an idempotency key finds its run again): %w", name, err)
+		}
+		return nil, err
+	}
+	id := string(body)
+	if s, err := wire.DecodeRunStatus(body); err == nil && len(s.RunID) > 0 {
+		st := runStatus(&s)
+		if st.State.Terminal() {
+			return endStatus(st)
+		}
+		id = st.RunID
 	}
 	maxPoll := o.PollInterval
 	if maxPoll <= 0 {
@@ -331,10 +398,7 @@ func (a *Action) InvokeAndWait(ctx context.Context, name string, input []byte, o
 			return nil, err
 		}
 		if st.State.Terminal() {
-			if st.State != RunCompleted {
-				return st, &RunError{RunID: id, State: st.State, Message: st.Error}
-			}
-			return st, nil
+			return endStatus(st)
 		}
 		if !overloaded && time.Since(asked) >= statusWait/2 {
 			timer.Reset(0) // the server waited: ask again at once

@@ -1,10 +1,12 @@
 package flo_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -1415,7 +1417,7 @@ func TestAction_StatusWaitsForTheRunToEnd(t *testing.T) {
 }
 
 // TestAction_InvokeAndWaitDoesNotPoll: against a flo server InvokeAndWait
-// asks once and is answered when the run ends, instead of polling.
+// sends one invoke, answered when the run ends, instead of polling.
 func TestAction_InvokeAndWaitDoesNotPoll(t *testing.T) {
 	srv := flotest.Start(t, flotest.Options{})
 	c := srv.Client(t, flo.Options{})
@@ -1434,8 +1436,63 @@ func TestAction_InvokeAndWaitDoesNotPoll(t *testing.T) {
 	if err != nil || string(st.Result) != "done" {
 		t.Fatalf("InvokeAndWait = %+v, %v", st, err)
 	}
-	if n := oc.count(wire.OpActionStatus); n != 1 {
-		t.Fatalf("%d status calls for one 600 ms run; want 1 (polling would take ~10)", n)
+	// The invoke waited for the run's end and answered with its status.
+	if n, m := oc.count(wire.OpActionInvoke), oc.count(wire.OpActionStatus); n != 1 || m != 0 {
+		t.Fatalf("%d invokes and %d status calls for one 600 ms run; want 1 and 0 (polling would take ~10 status calls)", n, m)
+	}
+}
+
+// TestAction_InvokeAndWaitWithAServerThatDoesNotWait: a server that knows
+// neither INVOKE_WAIT_MS nor a waiting status (an upstream one) answers the
+// invoke with the run's ID and every status at once; InvokeAndWait then
+// polls until the run ends.
+func TestAction_InvokeAndWaitWithAServerThatDoesNotWait(t *testing.T) {
+	srv := flotest.Start(t, flotest.Options{})
+	c := srv.Client(t, flo.Options{})
+	actRegister(t, c, "job", time.Minute, 0)
+	// The proxy renames both tags to one no server knows.
+	unknown := map[wire.Tag]bool{wire.TagInvokeWaitMs: true, wire.TagBlockMs: true}
+	addr := startProxy(t, srv.Addr, func(from io.Reader, to io.Writer) error {
+		br := bufio.NewReader(from)
+		for {
+			f, _, err := wire.ReadFrame(br, nil, 64<<20)
+			if err != nil {
+				return err
+			}
+			if req, err := wire.DecodeRequest(f.Payload); err == nil {
+				o := bytes.Clone(req.Options)
+				for i := 0; i+2 <= len(o); i += 2 + int(o[i+1]) {
+					if unknown[wire.Tag(o[i])] {
+						o[i] = 0xfe
+					}
+				}
+				req.Options = o
+				f.Payload = wire.AppendRequest(nil, &req)
+			}
+			if _, err := to.Write(wire.AppendFrame(nil, f.RequestID, f.Code, f.Payload)); err != nil {
+				return err
+			}
+		}
+	})
+	invoker := flotest.Dial(t, addr, flo.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	type answer struct {
+		st  *flo.RunStatus
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		st, err := invoker.Action.InvokeAndWait(ctx, "job", []byte("in"), &flo.ActionWaitOptions{PollInterval: 20 * time.Millisecond})
+		done <- answer{st, err}
+	}()
+	task := actAwait(t, c, "w", []string{"job"}, 10*time.Second)
+	if err := c.Worker.Complete(ctx, "w", task.ID, []byte("out"), nil); err != nil {
+		t.Fatal(err)
+	}
+	a := <-done
+	if a.err != nil || a.st.RunID != task.ID || string(a.st.Result) != "out" {
+		t.Fatalf("InvokeAndWait through a server that does not wait = %+v, %v; want run %s with out", a.st, a.err, task.ID)
 	}
 }
 

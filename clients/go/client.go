@@ -156,6 +156,8 @@ type request struct {
 	options   wire.Options
 	// block is the server-side wait: 0 none, Forever, or a duration.
 	block time.Duration
+	// blockTag is the option block is sent as (BLOCK_MS when zero).
+	blockTag wire.Tag
 }
 
 // maxField is the largest namespace, key or options blob a request can
@@ -336,7 +338,11 @@ func (cn *conn) roundTrip(ctx context.Context, r request, exclusive bool) ([]byt
 			// At least 1 ms: 0 on the wire means forever.
 			ms = uint32(min(max(r.block.Milliseconds(), 1), 1<<32-1))
 		}
-		opts = wire.AppendU32(append(wire.Options(nil), opts...), wire.TagBlockMs, ms)
+		tag := r.blockTag
+		if tag == 0 {
+			tag = wire.TagBlockMs
+		}
+		opts = wire.AppendU32(append(wire.Options(nil), opts...), tag, ms)
 	}
 	cn.wmu.Lock()
 	cn.nextID++

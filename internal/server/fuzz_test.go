@@ -371,10 +371,10 @@ func structuredValue(op wire.Op, b []byte) []byte {
 }
 
 // defuseBlocking makes sure no request the server will read from stream
-// blocks for more than fuzzMaxBlockMs (BLOCK_MS 0 waits forever): the first
-// BLOCK_MS option of each well-framed request that would is renamed to an
-// unknown tag and the frame's CRC fixed. Requests are found the way the
-// server finds them, after every corruption and truncation.
+// blocks for more than fuzzMaxBlockMs (BLOCK_MS or INVOKE_WAIT_MS 0 waits
+// forever): the first such option of each well-framed request that would is
+// renamed to an unknown tag and the frame's CRC fixed. Requests are found
+// the way the server finds them, after every corruption and truncation.
 func defuseBlocking(stream []byte) {
 	for off := 0; off < len(stream); {
 		f, n, err := wire.DecodeFrame(stream[off:], fuzzMaxFrame)
@@ -382,15 +382,17 @@ func defuseBlocking(stream []byte) {
 			return
 		}
 		req, err := wire.DecodeRequest(f.Payload) // aliases stream
-		for err == nil {
-			ms, ok := req.Options.Uint(wire.TagBlockMs)
-			if !ok || (ms >= 1 && ms <= fuzzMaxBlockMs) {
-				break
-			}
-			for i := 0; i+2 <= len(req.Options); i += 2 + int(req.Options[i+1]) {
-				if wire.Tag(req.Options[i]) == wire.TagBlockMs {
-					req.Options[i] = 0xfe
+		for _, tag := range []wire.Tag{wire.TagBlockMs, wire.TagInvokeWaitMs} {
+			for err == nil {
+				ms, ok := req.Options.Uint(tag)
+				if !ok || (ms >= 1 && ms <= fuzzMaxBlockMs) {
 					break
+				}
+				for i := 0; i+2 <= len(req.Options); i += 2 + int(req.Options[i+1]) {
+					if wire.Tag(req.Options[i]) == tag {
+						req.Options[i] = 0xfe
+						break
+					}
 				}
 			}
 		}
@@ -579,6 +581,10 @@ func checkOKBody(op wire.Op, o wire.Options, b []byte) error {
 		_, err = wire.DecodeQueueStats(b)
 	case wire.OpActionStatus:
 		_, err = wire.DecodeRunStatus(b)
+	case wire.OpActionInvoke:
+		if _, wait := o.Uint(wire.TagInvokeWaitMs); wait {
+			_, err = wire.DecodeRunStatus(b)
+		}
 	case wire.OpActionList:
 		_, err = wire.DecodeActionList(b)
 	case wire.OpWorkerList:
@@ -795,6 +801,7 @@ func fuzzSeeds() [][]byte {
 		one(wire.OpQueueTouch, keyA, seq(1), u32(nil, wire.TagExtendMs, 1000)),
 		one(wire.OpActionRegister, keyA, wire.AppendActionRegister(nil, &wire.ActionRegister{TimeoutMs: 1000, MaxRetries: 1}), nil),
 		one(wire.OpActionInvoke, keyA, wire.AppendActionInvoke(nil, &wire.ActionInvoke{Priority: 1, Input: []byte("in"), IdempotencyKey: []byte("i")}), nil),
+		one(wire.OpActionInvoke, keyA, wire.AppendActionInvoke(nil, &wire.ActionInvoke{Input: []byte("w")}), u32(nil, wire.TagInvokeWaitMs, 5)),
 		one(wire.OpActionStatus, 4|1<<3, nil, nil),
 		one(wire.OpActionList, 2, wire.AppendActionListRequest(nil, &wire.ActionListRequest{Limit: 2}), nil),
 		one(wire.OpActionDelete, keyB, nil, nil),

@@ -361,9 +361,12 @@ func (c *conn) dispatch(f wire.Frame) {
 	cmd := &command.Command{Op: command.Op(op), Namespace: ns, Key: req.Key, Value: req.Value, Options: req.Options}
 	var block node.Block
 	if ms, ok := req.Options.Uint(wire.TagBlockMs); ok {
-		// A u64 past what a Duration holds (292 years) must not wrap.
-		ms = min(ms, uint64(math.MaxInt64/time.Millisecond))
-		block = node.Block{Enabled: true, For: time.Duration(ms) * time.Millisecond}
+		block = node.Block{Enabled: true, For: blockFor(ms)}
+	}
+	if ms, ok := req.Options.Uint(wire.TagInvokeWaitMs); ok && op == wire.OpActionInvoke {
+		c.lastWrite = sl
+		c.invokeAndWait(sl, cmd, blockFor(ms))
+		return
 	}
 	h, known := c.s.node.Handler(op)
 	if known && h.Kind == command.Write {
@@ -381,6 +384,40 @@ func (c *conn) dispatch(f wire.Frame) {
 	}
 	c.lastWrite = nil
 	c.s.node.Do(c.ctx, cmd, block, sl.complete)
+}
+
+// blockFor is a wait of ms milliseconds (0 = without limit); a u64 past
+// what a Duration holds (292 years) must not wrap.
+func blockFor(ms uint64) time.Duration {
+	return time.Duration(min(ms, uint64(math.MaxInt64/time.Millisecond))) * time.Millisecond
+}
+
+// invokeAndWait serves ACTION_INVOKE with INVOKE_WAIT_MS: the invoke, then,
+// once it is durable, a status read of its run that waits up to wait for
+// the run to end (as ACTION_STATUS with BLOCK_MS does), whose reply answers
+// the request. A refused invoke is answered as usual. The run exists from
+// the invoke on, so whatever the wait meets — the waiter limit, the
+// connection closing — the answer is still a status: one read that does
+// not wait when the server holds no more waiting calls.
+func (c *conn) invokeAndWait(sl *slot, cmd *command.Command, wait time.Duration) {
+	c.s.node.Do(c.ctx, cmd, node.Block{}, func(r command.Result) {
+		if r.Err != nil {
+			sl.complete(r)
+			return
+		}
+		status := func(b node.Block, done func(command.Result)) {
+			c.s.node.Do(c.ctx, &command.Command{Op: command.Op(wire.OpActionStatus), Namespace: cmd.Namespace, Key: r.Body}, b, done)
+		}
+		// Off the journal's goroutine: a read runs on its caller's.
+		go status(node.Block{Enabled: true, For: wait}, func(st command.Result) {
+			var werr *wire.Error
+			if errors.As(st.Err, &werr) && werr.Status == wire.StatusOverloaded {
+				status(node.Block{}, sl.complete)
+				return
+			}
+			sl.complete(st)
+		})
+	})
 }
 
 // MaxNamespaceBytes bounds a namespace (SEMANTICS §8.2: 1–255 bytes; empty
