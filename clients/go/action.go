@@ -300,21 +300,21 @@ func (e *RunError) Error() string {
 }
 
 // invokeWait is how long InvokeAndWait's invoke waits for the run's end:
-// statusWait, or when ctx has a deadline three quarters of the time left,
-// so that the answer — which names the run — arrives before the deadline;
-// with less than 10 ms left it does not wait.
+// statusWait, or when ctx has a deadline the time left but a quarter (at
+// least 250 ms) for the invoke's own write and the answer, so that the
+// answer — which names the run — arrives before the deadline; when that
+// leaves under 10 ms it does not wait.
 func invokeWait(ctx context.Context) time.Duration {
 	d, ok := ctx.Deadline()
 	if !ok {
 		return statusWait
 	}
-	if w := time.Until(d) * 3 / 4; w < statusWait {
-		if w < 10*time.Millisecond {
-			return 0
-		}
-		return w
+	left := time.Until(d)
+	w := min(left-max(left/4, 250*time.Millisecond), statusWait)
+	if w < 10*time.Millisecond {
+		return 0
 	}
-	return statusWait
+	return w
 }
 
 // endStatus is InvokeAndWait's answer for a run that ended.
