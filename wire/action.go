@@ -124,10 +124,10 @@ func DecodeActionInvoke(b []byte) (ActionInvoke, error) {
 }
 
 // TagInvokeWaitMs (flo's extension: ms as a u32 or u64 on ACTION_INVOKE;
-// 0 = without limit) makes the invoke wait for the run it created (or found by its
-// idempotency key) to end, up to that long, and answer with the run's
-// ACTION_STATUS payload instead of its ID: invoke and a waiting status read
-// in one round trip. See docs/protocol.md.
+// 0 = without limit) makes the invoke wait for the run it created (or
+// found by its idempotency key) to end, up to that long, and answer with
+// the run's ACTION_STATUS payload instead of its ID: invoke and a waiting
+// status read in one round trip. See docs/protocol.md.
 const TagInvokeWaitMs Tag = 0x75
 
 // RunState is a run's status code in the STATUS reply.

@@ -114,6 +114,10 @@ func AppendU64(dst []byte, t Tag, v uint64) []byte {
 	return binary.LittleEndian.AppendUint64(append(dst, byte(t), 8), v)
 }
 
+// MaxOptionBytes is the most data one option carries (its length is a u8):
+// the limit of a dedup key, a partition key and a nack reason.
+const MaxOptionBytes = 255
+
 // AppendOption appends an option with arbitrary data of at most 255 bytes;
 // longer data is truncated by the caller's validation, never here.
 func AppendOption(dst []byte, t Tag, data []byte) []byte {

@@ -346,9 +346,8 @@ func (a *Action) InvokeAndWait(ctx context.Context, name string, input []byte, o
 	if err != nil {
 		return nil, err
 	}
-	r.block, r.blockTag = invokeWait(ctx), wire.TagInvokeWaitMs
-	if r.block == 0 {
-		r.blockTag = 0
+	if r.block = invokeWait(ctx); r.block != 0 {
+		r.blockTag = wire.TagInvokeWaitMs
 	}
 	body, err := a.c.call(ctx, r)
 	if err != nil {

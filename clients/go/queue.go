@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/floruntime/flo/wire"
 )
@@ -64,8 +63,8 @@ func (q *Queue) Enqueue(ctx context.Context, queue string, payload []byte, o *Qu
 		opts = wire.AppendU64(opts, wire.TagDelayMs, uint64(roundUpMs(o.Delay)))
 	}
 	if o.DedupKey != "" {
-		if len(o.DedupKey) > 255 {
-			return 0, fmt.Errorf("%w: dedup key is %d bytes, over the 255-byte limit", ErrBadRequest, len(o.DedupKey))
+		if len(o.DedupKey) > wire.MaxOptionBytes {
+			return 0, fmt.Errorf("%w: dedup key is %d bytes, over the %d-byte limit", ErrBadRequest, len(o.DedupKey), wire.MaxOptionBytes)
 		}
 		opts = wire.AppendOption(opts, wire.TagDedupKey, []byte(o.DedupKey))
 	}
@@ -163,7 +162,7 @@ func (q *Queue) Nack(ctx context.Context, queue string, seqs []uint64, o *QueueN
 		opts = wire.AppendU64(opts, wire.TagDelayMs, uint64(roundUpMs(o.Delay)))
 	}
 	if o.Reason != "" {
-		opts = wire.AppendOption(opts, wire.TagNackReason, []byte(queueReason(o.Reason, 255)))
+		opts = wire.AppendOption(opts, wire.TagNackReason, []byte(cutUTF8(o.Reason, wire.MaxOptionBytes)))
 	}
 	return q.seqCall(ctx, wire.OpQueueNack, queue, seqs, &QueueOptions{Namespace: o.Namespace}, opts)
 }
@@ -321,15 +320,4 @@ func decodeQueueMessages(body []byte) ([]QueueMessage, error) {
 // never becomes 0 (which would mean "none" or "default" on the wire).
 func roundUpMs(d time.Duration) int64 {
 	return int64((d + time.Millisecond - 1) / time.Millisecond)
-}
-
-// queueReason cuts s to at most n bytes without splitting a character.
-func queueReason(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

@@ -51,8 +51,8 @@ func (s *Stream) Append(ctx context.Context, stream string, payload []byte, o *S
 	if o == nil {
 		o = &StreamAppendOptions{}
 	}
-	if len(o.PartitionKey) > 255 {
-		return StreamAppendResult{}, streamBadRequest("partition key is %d bytes, over the 255-byte limit", len(o.PartitionKey))
+	if len(o.PartitionKey) > wire.MaxOptionBytes {
+		return StreamAppendResult{}, streamBadRequest("partition key is %d bytes, over the %d-byte limit", len(o.PartitionKey), wire.MaxOptionBytes)
 	}
 	var ts int64
 	if !o.Timestamp.IsZero() {

@@ -347,7 +347,7 @@ func (w *TaskWorker) execute(r *taskRun, t *Task) {
 	case r.handlers.Err() != nil:
 		err = fmt.Errorf("worker stopped: %w", err)
 	}
-	msg := truncateFailMessage(err.Error(), wire.MaxFailMessageBytes)
+	msg := cutUTF8(err.Error(), wire.MaxFailMessageBytes)
 	noRetry := IsPermanent(err) && r.handlers.Err() == nil
 	if rerr := w.reportCall(func(ctx context.Context) error {
 		return w.c.Worker.Fail(ctx, w.id, t.ID, msg, &WorkerFailOptions{Namespace: w.o.Namespace, NoRetry: noRetry})
@@ -427,7 +427,10 @@ func (w *TaskWorker) report(err error) {
 	}
 }
 
-func truncateFailMessage(s string, n int) string {
+// cutUTF8 cuts s to at most n bytes without splitting a character: for
+// failure texts (fail messages, nack reasons), where a cut text beats a
+// refused call.
+func cutUTF8(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

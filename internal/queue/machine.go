@@ -20,9 +20,9 @@ const (
 	MaxPayloadBytes = 16 << 20
 	// MaxDedupKeyBytes bounds a dedup key. SEMANTICS allows 256, but the
 	// TLV length byte that carries it stops at 255.
-	MaxDedupKeyBytes = 255
+	MaxDedupKeyBytes = wire.MaxOptionBytes
 	// MaxReasonBytes bounds a nack reason (one TLV value).
-	MaxReasonBytes = 255
+	MaxReasonBytes = wire.MaxOptionBytes
 	// MaxCount is the most messages one dequeue or peek returns; counts are
 	// clamped to 1..MaxCount, and 0 means 1.
 	MaxCount = 100

@@ -363,10 +363,12 @@ func (c *conn) dispatch(f wire.Frame) {
 	if ms, ok := req.Options.Uint(wire.TagBlockMs); ok {
 		block = node.Block{Enabled: true, For: blockFor(ms)}
 	}
-	if ms, ok := req.Options.Uint(wire.TagInvokeWaitMs); ok && op == wire.OpActionInvoke {
-		c.lastWrite = sl
-		c.invokeAndWait(sl, cmd, blockFor(ms))
-		return
+	if op == wire.OpActionInvoke {
+		if ms, ok := req.Options.Uint(wire.TagInvokeWaitMs); ok {
+			c.lastWrite = sl
+			c.invokeAndWait(sl, cmd, blockFor(ms))
+			return
+		}
 	}
 	h, known := c.s.node.Handler(op)
 	if known && h.Kind == command.Write {

@@ -17,9 +17,9 @@ import (
 // SEMANTICS says so; everything else over a limit is BAD_REQUEST, or
 // OVERLOADED for capacity.
 const (
-	MaxNameBytes          = 256      // stream, group and consumer names
-	MaxPartitionKeyBytes  = 255      // one TLV option
-	MaxPayloadBytes       = 16 << 20 // one record
+	MaxNameBytes          = 256                 // stream, group and consumer names
+	MaxPartitionKeyBytes  = wire.MaxOptionBytes // one TLV option
+	MaxPayloadBytes       = 16 << 20            // one record
 	ReadCountDefault      = 100
 	ReadCountMax          = 1000
 	GroupReadCountDefault = 10

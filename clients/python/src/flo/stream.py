@@ -27,6 +27,15 @@ if TYPE_CHECKING:
 Offsets = Union[int, StreamID, Iterable[Union[int, StreamID]]]
 
 
+# The read option each start mode takes its position from (BEGINNING: none).
+_MODE_FIELD: dict[StreamStartMode, Optional[str]] = {
+    StreamStartMode.BEGINNING: None,
+    StreamStartMode.OFFSET: "offset",
+    StreamStartMode.TIMESTAMP: "timestamp",
+    StreamStartMode.TAIL: "tail",
+}
+
+
 def read_position(o: StreamReadOptions) -> tuple[bool, Optional[StreamID]]:
     """Map read options to (tail flag, STREAM_START id) as flo expects them.
 
@@ -46,13 +55,7 @@ def read_position(o: StreamReadOptions) -> tuple[bool, Optional[StreamID]]:
         given.append("tail")
     if len(given) > 1:
         raise ValidationError(f"stream read: {' and '.join(given)} name different positions; set one")
-    fits = {
-        StreamStartMode.BEGINNING: (),
-        StreamStartMode.OFFSET: ("offset",),
-        StreamStartMode.TIMESTAMP: ("timestamp",),
-        StreamStartMode.TAIL: ("tail",),
-    }
-    if mode is not None and given and given[0] not in fits[mode]:
+    if mode is not None and given and given[0] != _MODE_FIELD[mode]:
         raise ValidationError(f"stream read: {given[0]} does not go with start_mode {mode.name}")
     if mode is StreamStartMode.TAIL or o.tail:
         return True, None
