@@ -132,8 +132,8 @@ func (t *txn) end(r *run, state wire.RunState, endedMs int64) {
 	r.input = nil
 	delete(t.m.runs, r.seq)
 	t.putRun(r)
-	t.b.Delete(seqKey(tagLive, r.seq))
-	t.b.Delete(seqKey(tagInput, r.seq))
+	t.b.DeleteOnce(seqKey(tagLive, r.seq))
+	t.b.DeleteOnce(seqKey(tagInput, r.seq))
 	t.b.Set(retentionKey(endedMs, r.seq), nil)
 	t.wakeKey(RunWaitKey(r.ns, r.seq))
 	if t.m.terminalHead == 0 || endedMs < t.m.terminalHead {

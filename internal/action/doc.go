@@ -46,6 +46,9 @@
 //	'a' 'i' ns 0x00 [len:u16 BE] action key   -> [seq:u64]: idempotency key
 //	'a' 'w' ns 0x00 worker_id                 -> worker record
 //
+// Input and live marker are written once, by the invoke, and removed with
+// DeleteOnce when the run ends; nothing may rewrite them.
+//
 // Values are little-endian and start with a format byte. Load reads the
 // counter (the larger of 'a' 'n' and the newest run key), actions, workers
 // and the live markers (not the terminal runs), so start-up time does not

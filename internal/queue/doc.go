@@ -8,7 +8,8 @@
 //
 // Keys start with 'q' (metadata, counters, dedup keys) and 'Q' (payloads);
 // see store.go for the layout. A payload is written once, at enqueue, and
-// deleted once, at ack or eviction; every state change rewrites only the
+// deleted once, at ack or eviction (with DeleteOnce, which relies on that:
+// nothing may rewrite a payload); every state change rewrites only the
 // message's small metadata record. Load reads the 'q' range alone, so a
 // restart never reads payloads.
 //

@@ -348,7 +348,7 @@ func (m *Machine) drop(b storage.Batch, q *queue, msg *message, now int64) {
 	m.releasePayload(msg)
 	delete(q.msgs, msg.seq)
 	b.Delete(m.metaKey(q, msg.seq))
-	b.Delete(m.payloadKey(q, msg.seq))
+	b.DeleteOnce(m.payloadKey(q, msg.seq))
 	m.release(b, q, msg, now)
 }
 

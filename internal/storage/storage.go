@@ -35,6 +35,12 @@ type Batch interface {
 	Set(key, value []byte)
 	// Delete removes key.
 	Delete(key []byte)
+	// DeleteOnce removes a key that was Set exactly once since it was last
+	// deleted (Pebble's SingleDelete). Unlike Delete it leaves no tombstone:
+	// it and the Set annihilate in the first flush or compaction that meets
+	// both. Used on a key that is overwritten, it may resurrect an older
+	// value.
+	DeleteOnce(key []byte)
 }
 
 // DB is an open Pebble database.
@@ -84,6 +90,11 @@ func Open(dir string, o Options) (*DB, error) {
 	// Open takes its own reference; ours is released once it is handed over.
 	defer cache.Unref()
 	po := &pebble.Options{FS: o.fileSystem(), Logger: pebbleLogger{o.Logger}, Cache: cache}
+	// Pebble notices some misuses (a DeleteOnce on a key set twice) only
+	// when a flush or compaction meets them; say so in the log.
+	po.EventListener = &pebble.EventListener{PossibleAPIMisuse: func(info pebble.PossibleAPIMisuseInfo) {
+		po.Logger.Errorf("possible misuse: %s", info)
+	}}
 	for i := range po.Levels {
 		po.Levels[i].BlockSize = BlockBytes
 	}
@@ -172,6 +183,9 @@ func (b *PebbleBatch) Set(key, value []byte) { _ = b.b.Set(key, value, nil) }
 
 // Delete implements Batch.
 func (b *PebbleBatch) Delete(key []byte) { _ = b.b.Delete(key, nil) }
+
+// DeleteOnce implements Batch.
+func (b *PebbleBatch) DeleteOnce(key []byte) { _ = b.b.SingleDelete(key, nil) }
 
 // Len returns the size of the batch's representation in bytes.
 func (b *PebbleBatch) Len() int { return b.b.Len() }

@@ -68,3 +68,80 @@ func TestOpen_BackgroundErrorsAreLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDeleteOnce_LeavesNoTombstone: a key set once and removed with
+// DeleteOnce leaves nothing for a flush to write, where Delete leaves a
+// tombstone per key; the batch and the database read both as absent.
+func TestDeleteOnce_LeavesNoTombstone(t *testing.T) {
+	const keys = 1000
+	flushed := func(del func(b *PebbleBatch, k []byte)) uint64 {
+		db, err := Open("db", Options{FS: vfs.NewMem()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		key := func(i int) []byte { return []byte{'x', byte(i >> 8), byte(i)} }
+		set := db.NewBatch()
+		for i := range keys {
+			set.Set(key(i), bytes.Repeat([]byte{'v'}, 100))
+		}
+		if err := db.Commit(set, false); err != nil {
+			t.Fatal(err)
+		}
+		b := db.NewBatch()
+		for i := range keys {
+			del(b, key(i))
+		}
+		if _, err := b.Get(key(7)); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("the batch reads a removed key: %v", err)
+		}
+		if err := db.Commit(b, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.pdb.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		if err := db.Iterate(nil, nil, false, func(_, _ []byte) bool { n++; return true }); err != nil || n != 0 {
+			t.Fatalf("%d keys left after the removal (%v)", n, err)
+		}
+		return db.pdb.Metrics().Levels[0].TableBytesFlushed
+	}
+	withDelete := flushed((*PebbleBatch).Delete)
+	withOnce := flushed((*PebbleBatch).DeleteOnce)
+	if withDelete < keys*4 {
+		t.Fatalf("Delete flushed %d bytes for %d tombstones; the test no longer sees them", withDelete, keys)
+	}
+	if withOnce != 0 {
+		t.Fatalf("DeleteOnce flushed %d bytes (Delete: %d), want none", withOnce, withDelete)
+	}
+}
+
+// TestDeleteOnce_MisuseIsLogged: DeleteOnce on a key set twice may bring
+// the older value back; the flush that meets it must say so in the log.
+func TestDeleteOnce_MisuseIsLogged(t *testing.T) {
+	logs := &syncBuffer{}
+	db, err := Open("db", Options{FS: vfs.NewMem(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, v := range []string{"v1", "v2"} {
+		b := db.NewBatch()
+		b.Set([]byte("k"), []byte(v))
+		if err := db.Commit(b, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := db.NewBatch()
+	b.DeleteOnce([]byte("k"))
+	if err := db.Commit(b, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.pdb.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "possible misuse") {
+		t.Fatalf("a DeleteOnce of a key set twice was not logged; log: %q", logs.String())
+	}
+}
