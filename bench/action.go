@@ -190,9 +190,12 @@ func actionThroughputCases(e *Env) []Case {
 
 // actionThroughputDriver: each invoker keeps invokeWindow runs in flight.
 // An operation waits for the invoker's oldest run to complete when the
-// window is full, then invokes the next; in steady state operations/s is
-// completed runs/s, and the latency reported is the completed run's
-// invoke-to-complete time.
+// window is full, then sends the next invoke without waiting for its answer
+// (the SDK pipelines concurrent calls on the connection, as a producer with
+// several requests in flight does), so up to invokeWindow invokes share the
+// connection's writes and the server's replies. In steady state
+// operations/s is completed runs/s, and the latency reported is the
+// completed run's invoke-to-complete time.
 func actionThroughputDriver(durability string) func(ctx context.Context, e *Env) (Driver, error) {
 	return func(ctx context.Context, e *Env) (Driver, error) {
 		var comp completions
@@ -202,28 +205,38 @@ func actionThroughputDriver(durability string) func(ctx context.Context, e *Env)
 		}
 		input := payload(e.Cfg.Size)
 		type run struct {
-			id string
-			t0 time.Time
+			id  chan string
+			err error
+			t0  time.Time
 		}
 		return floConns(addr, func(_ int, c *flo.Client) Op {
-			var window []run
+			var window []*run
 			return func(ctx context.Context) (Done, error) {
 				var d Done
 				if len(window) >= invokeWindow {
 					oldest := window[0]
 					window = window[1:]
-					at, err := comp.wait(ctx, oldest.id)
+					id, ok := <-oldest.id
+					if !ok {
+						return Done{}, oldest.err
+					}
+					at, err := comp.wait(ctx, id)
 					if err != nil {
 						return Done{}, err
 					}
 					d.Latency = max(at.Sub(oldest.t0), 1)
 				}
-				t0 := time.Now()
-				id, err := c.Action.Invoke(ctx, benchAction, input, nil)
-				if err != nil {
-					return Done{}, err
-				}
-				window = append(window, run{id, t0})
+				r := &run{id: make(chan string, 1), t0: time.Now()}
+				window = append(window, r)
+				go func() {
+					id, err := c.Action.Invoke(ctx, benchAction, input, nil)
+					if err != nil {
+						r.err = err
+						close(r.id)
+						return
+					}
+					r.id <- id
+				}()
 				return d, nil
 			}
 		}), nil
