@@ -33,7 +33,9 @@ func TestMachine_ReloadedAnswersLikeNeverReloaded(t *testing.T) {
 
 func reloadedAnswersLikeNeverReloaded(t *testing.T, seed uint64, steps int) {
 	lim := Limits{MaxLiveRuns: 40}
-	a, b, c, twin := setup(t, lim), setup(t, lim), setup(t, lim), setup(t, lim)
+	// b, the machine that reloads, keeps its storage churning through
+	// flushes and compactions.
+	a, b, c, twin := setup(t, lim), setupChurning(t, lim), setup(t, lim), setup(t, lim)
 	rng := rand.New(rand.NewPCG(seed, 99))
 	types := []string{"a", "b", "c"}
 	workers := []string{"w1", "w2", "w3", "w4"}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/floruntime/flo/internal/command"
 	"github.com/floruntime/flo/internal/storage"
+	"github.com/floruntime/flo/internal/storage/storagetest"
 	"github.com/floruntime/flo/wire"
 )
 
@@ -27,11 +28,18 @@ type harness struct {
 
 func setup(t testing.TB, l Limits) *harness {
 	t.Helper()
-	db, err := storage.Open("", storage.Options{FS: vfs.NewMem()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	return setupOn(t, l, storagetest.Open(t, "", storage.Options{FS: vfs.NewMem()}))
+}
+
+// setupChurning is setup on a memtable of a few KiB, so that a short test
+// goes through many flushes and compactions.
+func setupChurning(t testing.TB, l Limits) *harness {
+	t.Helper()
+	return setupOn(t, l, storagetest.Open(t, "", storage.Options{FS: vfs.NewMem(), MemTableBytes: storagetest.ChurningMemTableBytes}))
+}
+
+func setupOn(t testing.TB, l Limits, db *storage.DB) *harness {
+	t.Helper()
 	m := NewWithLimits(db, l)
 	if err := m.Load(db); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/floruntime/flo/internal/command"
 	"github.com/floruntime/flo/internal/storage"
+	"github.com/floruntime/flo/internal/storage/storagetest"
 	"github.com/floruntime/flo/wire"
 )
 
@@ -21,11 +22,7 @@ type setup struct {
 
 func newSetup(t *testing.T) *setup {
 	t.Helper()
-	db, err := storage.Open("kv", storage.Options{FS: vfs.NewMem()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storagetest.Open(t, "kv", storage.Options{FS: vfs.NewMem()})
 	m := New(db)
 	if err := m.Load(db); err != nil {
 		t.Fatal(err)

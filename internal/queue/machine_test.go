@@ -13,6 +13,7 @@ import (
 
 	"github.com/floruntime/flo/internal/command"
 	"github.com/floruntime/flo/internal/storage"
+	"github.com/floruntime/flo/internal/storage/storagetest"
 	"github.com/floruntime/flo/wire"
 )
 
@@ -29,11 +30,18 @@ type harness struct {
 
 func setup(t testing.TB, lim Limits) *harness {
 	t.Helper()
-	db, err := storage.Open(t.TempDir(), storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	return setupOn(t, lim, storagetest.Open(t, t.TempDir(), storage.Options{}))
+}
+
+// setupChurning is setup on a memtable of a few KiB, so that a short test
+// goes through many flushes and compactions.
+func setupChurning(t testing.TB, lim Limits) *harness {
+	t.Helper()
+	return setupOn(t, lim, storagetest.Open(t, t.TempDir(), storage.Options{MemTableBytes: storagetest.ChurningMemTableBytes}))
+}
+
+func setupOn(t testing.TB, lim Limits, db *storage.DB) *harness {
+	t.Helper()
 	return &harness{t: t, db: db, m: NewWithLimits(db, lim), lim: lim, now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano(), ns: "default"}
 }
 

@@ -47,7 +47,9 @@ func TestMachine_RandomInvariants(t *testing.T) {
 
 func runRandom(t *testing.T, seed uint64, steps int) {
 	lim := Limits{MaxDeliveries: 3, DLQMax: 6, DedupHold: 400 * time.Millisecond}
-	h := setup(t, lim)
+	// h, the machine that reloads, keeps its storage churning through
+	// flushes and compactions.
+	h := setupChurning(t, lim)
 	twin := setup(t, lim)
 	// eager gets a pulse before every command, so nothing is ever due when
 	// a command runs: its answers must match h's, whose writes apply due

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -45,7 +46,8 @@ type Batch interface {
 
 // DB is an open Pebble database.
 type DB struct {
-	pdb *pebble.DB
+	pdb     *pebble.DB
+	misuses atomic.Int64
 }
 
 // Options configures Open.
@@ -58,6 +60,10 @@ type Options struct {
 	// apply goroutine (a dequeue reads its payloads), so it pays to keep
 	// the working set cached.
 	CacheBytes int64
+	// MemTableBytes is the size Pebble's memtable grows to (0 =
+	// DefaultMemTableBytes). Tests make it tiny so that a short run goes
+	// through flushes and compactions.
+	MemTableBytes int64
 	// Logger receives Pebble's errors, among them background errors (a
 	// flush or compaction that failed, say on a full disk), which reach no
 	// caller otherwise; nil discards them.
@@ -81,27 +87,35 @@ const DefaultCacheBytes = 256 << 20
 // blocks make sequential reads cheaper (CockroachDB uses 32 KiB too).
 const BlockBytes = 32 << 10
 
+// DefaultMemTableBytes is the memtable size when Options.MemTableBytes is
+// 0. Group commit already batches our writes; a larger memtable keeps
+// flushes rare under write-heavy load.
+const DefaultMemTableBytes = 64 << 20
+
 // Open opens (creating if needed) the database in dir.
 func Open(dir string, o Options) (*DB, error) {
 	if o.CacheBytes <= 0 {
 		o.CacheBytes = DefaultCacheBytes
 	}
+	if o.MemTableBytes <= 0 {
+		o.MemTableBytes = DefaultMemTableBytes
+	}
 	cache := pebble.NewCache(o.CacheBytes)
 	// Open takes its own reference; ours is released once it is handed over.
 	defer cache.Unref()
 	po := &pebble.Options{FS: o.fileSystem(), Logger: pebbleLogger{o.Logger}, Cache: cache}
+	db := &DB{}
 	// Pebble notices some misuses (a DeleteOnce on a key set twice) only
 	// when a flush or compaction meets them; say so in the log.
 	po.EventListener = &pebble.EventListener{PossibleAPIMisuse: func(info pebble.PossibleAPIMisuseInfo) {
+		db.misuses.Add(1)
 		po.Logger.Errorf("possible misuse: %s", info)
 	}}
 	for i := range po.Levels {
 		po.Levels[i].BlockSize = BlockBytes
 	}
 	po.EnsureDefaults()
-	// Group commit already batches our writes; a larger memtable keeps
-	// flushes rare under write-heavy load.
-	po.MemTableSize = 64 << 20
+	po.MemTableSize = uint64(o.MemTableBytes)
 	pdb, err := pebble.Open(dir, po)
 	if errors.Is(err, syscall.EAGAIN) {
 		// The LOCK file is held (fcntl F_SETLK): another server has it.
@@ -110,8 +124,13 @@ func Open(dir string, o Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
-	return &DB{pdb: pdb}, nil
+	db.pdb = pdb
+	return db, nil
 }
+
+// Misuses is the number of possible misuses Pebble has reported so far
+// (each is also logged). Tests that churn the memtable check it is 0.
+func (db *DB) Misuses() int64 { return db.misuses.Load() }
 
 // Close closes the database.
 func (db *DB) Close() error { return db.pdb.Close() }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/floruntime/flo/internal/command"
 	"github.com/floruntime/flo/internal/storage"
+	"github.com/floruntime/flo/internal/storage/storagetest"
 	"github.com/floruntime/flo/wire"
 )
 
@@ -29,11 +30,7 @@ var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 
 func setup(t *testing.T, lim Limits) *fixture {
 	t.Helper()
-	db, err := storage.Open(t.TempDir(), storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storagetest.Open(t, t.TempDir(), storage.Options{})
 	m := NewWithLimits(db, lim)
 	if err := m.Load(db); err != nil {
 		t.Fatal(err)
