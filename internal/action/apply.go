@@ -133,7 +133,9 @@ func (t *txn) end(r *run, state wire.RunState, endedMs int64) {
 	delete(t.m.runs, r.seq)
 	t.putRun(r)
 	t.b.DeleteOnce(seqKey(tagLive, r.seq))
-	t.b.DeleteOnce(seqKey(tagInput, r.seq))
+	if r.inputKey {
+		t.b.DeleteOnce(seqKey(tagInput, r.seq))
+	}
 	t.b.Set(retentionKey(endedMs, r.seq), nil)
 	t.wakeKey(RunWaitKey(r.ns, r.seq))
 	if t.m.terminalHead == 0 || endedMs < t.m.terminalHead {
@@ -296,13 +298,19 @@ func (t *txn) invoke(cmd *command.Command) command.Result {
 		r.idem = bytes.Clone(inv.IdempotencyKey)
 		t.b.Set(idemKey(t.ns, a.name, r.idem), binary.LittleEndian.AppendUint64(nil, seq))
 	}
-	if len(inv.Input) <= inputCacheBytes {
-		r.input = bytes.Clone(inv.Input)
-	}
 	t.m.runs[seq] = r
 	t.putRun(r)
-	t.b.Set(seqKey(tagInput, seq), inv.Input)
-	t.b.Set(seqKey(tagLive, seq), nil)
+	// A small input rides in the live marker (and stays in memory); a
+	// large one has a key of its own, read when the run is claimed.
+	live := []byte{recordFormat}
+	if len(inv.Input) <= inputCacheBytes {
+		r.input = bytes.Clone(inv.Input)
+		live = append(live, inv.Input...)
+	} else {
+		r.inputKey = true
+		t.b.Set(seqKey(tagInput, seq), inv.Input)
+	}
+	t.b.Set(seqKey(tagLive, seq), live)
 	t.schedule(r)
 	return command.Reply([]byte(RunID(seq)))
 }

@@ -40,14 +40,17 @@
 //	'a' 'n'                                   -> [last_run_seq:u64], written when runs are purged
 //	'a' 'a' ns 0x00 name                      -> action record
 //	'a' 'r' [seq:u64 BE]                      -> run record (result included once completed)
-//	'a' 'p' [seq:u64 BE]                      -> run input (deleted when the run ends)
-//	'a' 'l' [seq:u64 BE]                      -> live marker: the run is not terminal
+//	'a' 'l' [seq:u64 BE]                      -> live marker: the run is not terminal;
+//	                                             [fmt][input if ≤ inputCacheBytes]
+//	'a' 'p' [seq:u64 BE]                      -> run input over inputCacheBytes
 //	'a' 't' [ended_ms:u64 BE][seq:u64 BE]     -> retention index of terminal runs
 //	'a' 'i' ns 0x00 [len:u16 BE] action key   -> [seq:u64]: idempotency key
 //	'a' 'w' ns 0x00 worker_id                 -> worker record
 //
 // Input and live marker are written once, by the invoke, and removed with
-// DeleteOnce when the run ends; nothing may rewrite them.
+// DeleteOnce when the run ends; nothing may rewrite them. Markers written
+// before inputs rode in them are empty, their input under 'a' 'p'; Load
+// still reads them.
 //
 // Values are little-endian and start with a format byte. Load reads the
 // counter (the larger of 'a' 'n' and the newest run key), actions, workers

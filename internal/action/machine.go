@@ -1,6 +1,7 @@
 package action
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -312,22 +313,26 @@ func (m *Machine) Load(r storage.Reader) error {
 	if err = errors.Join(err, derr); err != nil {
 		return fmt.Errorf("action: load workers: %w", err)
 	}
-	var live []uint64
+	type liveMarker struct {
+		seq   uint64
+		value []byte
+	}
+	var live []liveMarker
 	lo = []byte{prefix, tagLive}
-	err = r.Iterate(lo, storage.PrefixEnd(lo), false, func(k, _ []byte) bool {
+	err = r.Iterate(lo, storage.PrefixEnd(lo), false, func(k, v []byte) bool {
 		if len(k) != 10 {
 			derr = errCorrupt
 			return false
 		}
-		live = append(live, binary.BigEndian.Uint64(k[2:]))
+		live = append(live, liveMarker{binary.BigEndian.Uint64(k[2:]), bytes.Clone(v)})
 		return true
 	})
 	if err = errors.Join(err, derr); err != nil {
 		return fmt.Errorf("action: load live runs: %w", err)
 	}
-	for _, seq := range live {
-		if err := m.loadRun(r, seq); err != nil {
-			return fmt.Errorf("action: load run %d: %w", seq, err)
+	for _, l := range live {
+		if err := m.loadRun(r, l.seq, l.value); err != nil {
+			return fmt.Errorf("action: load run %d: %w", l.seq, err)
 		}
 	}
 	lo = []byte{prefix, tagRetention}
@@ -343,7 +348,10 @@ func (m *Machine) Load(r storage.Reader) error {
 	return nil
 }
 
-func (m *Machine) loadRun(rd storage.Reader, seq uint64) error {
+// loadRun loads the live run seq whose live marker holds marker: the
+// marker's format byte and, for a small input, the input; an empty marker
+// (written before inputs rode in it) means the input has its own key.
+func (m *Machine) loadRun(rd storage.Reader, seq uint64, marker []byte) error {
 	v, err := rd.Get(seqKey(tagRun, seq))
 	if err != nil {
 		return err
@@ -355,12 +363,23 @@ func (m *Machine) loadRun(rd storage.Reader, seq uint64) error {
 	if r.state.Terminal() {
 		return errCorrupt
 	}
-	if r.inputLen <= inputCacheBytes {
-		in, err := rd.Get(seqKey(tagInput, seq))
-		if err != nil {
-			return err
+	switch small := r.inputLen <= inputCacheBytes; {
+	case len(marker) == 0:
+		r.inputKey = true
+		if small {
+			if r.input, err = rd.Get(seqKey(tagInput, seq)); err != nil {
+				return err
+			}
 		}
-		r.input = in
+	case marker[0] != recordFormat:
+		return errCorrupt
+	case small:
+		if len(marker) != 1+int(r.inputLen) {
+			return errCorrupt
+		}
+		r.input = marker[1:]
+	default:
+		r.inputKey = true
 	}
 	m.runs[seq] = r
 	m.timers.Add(r)

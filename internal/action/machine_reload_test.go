@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/floruntime/flo/internal/command"
@@ -188,4 +189,70 @@ func compareReads(t *testing.T, step int, when string, a, b *harness, ids []stri
 			t.Fatalf("step %d %s: worker lists at %d differ:\n%x\n%x", step, when, ms, wa, wb)
 		}
 	}
+}
+
+// TestMachine_InputsInEveryLayout: a small input rides in the run's live
+// marker, a large one has a key of its own, and a marker written before
+// inputs rode in it (empty, input under its own key) still loads. Each
+// input reaches the worker after a reload, and a finished run leaves no
+// marker or input behind.
+func TestMachine_InputsInEveryLayout(t *testing.T) {
+	t.Parallel()
+	h := setupChurning(t, Limits{})
+	h.ok(t0, registerReq("job", 30_000, 3))
+	inputs := map[string]string{}
+	for _, in := range []string{"small", strings.Repeat("L", inputCacheBytes+1), "legacy", ""} {
+		id := string(h.ok(t0, invokeReq("job", in, 10, "")).Body)
+		inputs[id] = in
+	}
+	hasKey := func(tag byte, id string) bool {
+		seq, _ := parseRunID([]byte(id))
+		_, err := h.db.Get(seqKey(tag, seq))
+		return err == nil
+	}
+	for id, in := range inputs {
+		if big := len(in) > inputCacheBytes; hasKey(tagInput, id) != big {
+			t.Fatalf("input of %d bytes: own key %v", len(in), !big)
+		}
+		if !hasKey(tagLive, id) {
+			t.Fatalf("run %s has no live marker", id)
+		}
+		if in == "legacy" {
+			seq, _ := parseRunID([]byte(id))
+			b := h.db.NewBatch()
+			b.Set(seqKey(tagInput, seq), []byte(in))
+			// Delete first: the marker must look set once, as an old
+			// server wrote it, for the DeleteOnce that ends the run.
+			b.Delete(seqKey(tagLive, seq))
+			b.Set(seqKey(tagLive, seq), nil)
+			if err := h.db.Commit(b, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h.reload()
+	for range inputs {
+		a := claimed(t, h.ok(t0+1, awaitReq("w", "job")))
+		if want := inputs[string(a.TaskID)]; string(a.Input) != want {
+			t.Fatalf("run %s: input %q, want %q", a.TaskID, a.Input, want)
+		}
+		h.ok(t0+2, reportReq(wire.OpWorkerComplete, "w", string(a.TaskID), "out", false))
+	}
+	for id := range inputs {
+		if hasKey(tagInput, id) || hasKey(tagLive, id) {
+			t.Fatalf("finished run %s left its input or marker", id)
+		}
+		if s := h.status(t0+3, id); s.State != wire.RunCompleted {
+			t.Fatalf("run %s: %v", id, s.State)
+		}
+	}
+	// More runs, so that the memtable holding these is flushed and
+	// compacted: a DeleteOnce of a key never written, or written twice,
+	// is reported then (and fails the test at cleanup).
+	for i := range 200 {
+		id := string(h.ok(t0+4, invokeReq("job", strings.Repeat("f", 100), 10, "")).Body)
+		h.ok(t0+4, awaitReq("w", "job"))
+		h.ok(t0+4, reportReq(wire.OpWorkerComplete, "w", id, fmt.Sprint(i), false))
+	}
+	h.reload()
 }

@@ -153,6 +153,7 @@ type run struct {
 	result     []byte // only in decoded terminal records
 	inputLen   uint32
 	input      []byte // cached copy when inputLen <= inputCacheBytes
+	inputKey   bool   // the input is stored under its own key ('a' 'p')
 
 	q  *readyQueue // non-nil while in a ready heap
 	qi int         // index in q.runs
