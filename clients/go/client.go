@@ -21,6 +21,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -355,6 +356,7 @@ func (cn *conn) roundTrip(ctx context.Context, r request, exclusive bool) ([]byt
 		return nil, fmt.Errorf("%w: %w", ErrConnection, err)
 	}
 	cn.pending = append(cn.pending, p)
+	others := len(cn.pending) > 1
 	cn.pmu.Unlock()
 	cn.scratch = wire.AppendRequest(cn.scratch[:0], &wire.Request{Namespace: r.namespace, Key: r.key, Value: r.value, Options: opts})
 	cn.out = wire.AppendFrame(cn.out, p.id, byte(r.op), cn.scratch)
@@ -362,7 +364,7 @@ func (cn *conn) roundTrip(ctx context.Context, r request, exclusive bool) ([]byt
 		cn.scratch = nil
 	}
 	deadline, _ := ctx.Deadline()
-	if err := cn.flushLocked(deadline); err != nil {
+	if err := cn.flushLocked(deadline, others); err != nil {
 		cn.close(err)
 	}
 	select {
@@ -384,16 +386,26 @@ const maxKeptBuffer = 1 << 20
 
 // flushLocked writes the outgoing buffer unless another caller is already
 // doing so (that caller will pick up what we appended). It is entered with
-// wmu held and returns with wmu released. A write still held back by the
-// socket at deadline (the server stopped reading) is finished by a
-// goroutine of its own, so the caller can give up at its deadline while its
-// frames, and those appended after them, still go out in order.
-func (cn *conn) flushLocked(deadline time.Time) error {
+// wmu held and returns with wmu released. When other calls are waiting on
+// the connection (others), it is in pipelined use and more callers are
+// likely about to append: it yields once before writing, so that those
+// runnable now share this write (as the Python SDK writes once per event
+// loop turn) rather than each paying a system call on both sides. A lone
+// call writes at once. A write still held back by the socket at deadline
+// (the server stopped reading) is finished by a goroutine of its own, so
+// the caller can give up at its deadline while its frames, and those
+// appended after them, still go out in order.
+func (cn *conn) flushLocked(deadline time.Time, others bool) error {
 	if cn.flushing {
 		cn.wmu.Unlock()
 		return nil
 	}
 	cn.flushing = true
+	if others {
+		cn.wmu.Unlock()
+		runtime.Gosched()
+		cn.wmu.Lock()
+	}
 	buf := cn.out
 	cn.out = cn.spare[:0]
 	cn.wmu.Unlock()
