@@ -282,7 +282,8 @@ type conn struct {
 	// wmu guards the outgoing buffer and the order of pending calls. Frames
 	// are appended to out in request order; whichever caller finds no flush
 	// in progress writes out (and anything appended meanwhile) with one
-	// syscall per round, so concurrent calls share writes.
+	// syscall per round, so concurrent calls share writes (a pipelined
+	// caller yields once first, so that more of them do: flushLocked).
 	wmu      sync.Mutex
 	out      []byte
 	spare    []byte
