@@ -300,12 +300,13 @@ func (t *txn) invoke(cmd *command.Command) command.Result {
 	}
 	t.m.runs[seq] = r
 	t.putRun(r)
-	// A small input rides in the live marker (and stays in memory); a
-	// large one has a key of its own, read when the run is claimed.
+	// A small input rides in the live marker (and stays in memory, as the
+	// marker's tail); a large one has a key of its own, read when the run
+	// is claimed.
 	live := []byte{recordFormat}
 	if len(inv.Input) <= inputCacheBytes {
-		r.input = bytes.Clone(inv.Input)
 		live = append(live, inv.Input...)
+		r.input = live[1:]
 	} else {
 		r.inputKey = true
 		t.b.Set(seqKey(tagInput, seq), inv.Input)

@@ -313,27 +313,21 @@ func (m *Machine) Load(r storage.Reader) error {
 	if err = errors.Join(err, derr); err != nil {
 		return fmt.Errorf("action: load workers: %w", err)
 	}
-	type liveMarker struct {
-		seq   uint64
-		value []byte
-	}
-	var live []liveMarker
 	lo = []byte{prefix, tagLive}
 	err = r.Iterate(lo, storage.PrefixEnd(lo), false, func(k, v []byte) bool {
 		if len(k) != 10 {
 			derr = errCorrupt
 			return false
 		}
-		live = append(live, liveMarker{binary.BigEndian.Uint64(k[2:]), bytes.Clone(v)})
+		seq := binary.BigEndian.Uint64(k[2:])
+		if err := m.loadRun(r, seq, bytes.Clone(v)); err != nil {
+			derr = fmt.Errorf("run %d: %w", seq, err)
+			return false
+		}
 		return true
 	})
 	if err = errors.Join(err, derr); err != nil {
 		return fmt.Errorf("action: load live runs: %w", err)
-	}
-	for _, l := range live {
-		if err := m.loadRun(r, l.seq, l.value); err != nil {
-			return fmt.Errorf("action: load run %d: %w", l.seq, err)
-		}
 	}
 	lo = []byte{prefix, tagRetention}
 	err = r.Iterate(lo, storage.PrefixEnd(lo), false, func(k, _ []byte) bool {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/floruntime/flo/internal/command"
 	"github.com/floruntime/flo/internal/storage"
+	"github.com/floruntime/flo/internal/storage/storagetest"
 	"github.com/floruntime/flo/wire"
 )
 
@@ -124,14 +125,11 @@ type Runner struct {
 	Now       int64 // ns since the epoch
 }
 
-// NewRunner returns a runner over a new in-memory database, closed when t
-// ends, with the clock at now (ns since the epoch).
+// NewRunner returns a runner over a new in-memory database (closed when t
+// ends, failing t if Pebble reported a misuse: storagetest.Open), with the
+// clock at now (ns since the epoch).
 func NewRunner(t testing.TB, namespace string, now int64) *Runner {
-	db, err := storage.Open("", storage.Options{FS: vfs.NewMem()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storagetest.Open(t, "", storage.Options{FS: vfs.NewMem()})
 	return &Runner{T: t, DB: db, Namespace: namespace, Now: now}
 }
 
