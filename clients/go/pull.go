@@ -2,6 +2,7 @@ package flo
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -15,7 +16,10 @@ import (
 // that many items in one call, gives back the slots it did not fill, and
 // runs handle on each item in its own goroutine, counted by running, which
 // frees the item's slot when done. So a consumer never holds (or leases)
-// more items than it has free handlers. A failed fetch goes to onErr, which
+// more items than it has free handlers. When only some slots are free, the
+// loop yields once before fetching, so handlers that are finishing at that
+// moment free their slots into the same fetch instead of the next one
+// (docs/decisions/sdk-pull-yield.md). A failed fetch goes to onErr, which
 // returns true to end the loop; otherwise the fetch is retried after a
 // backoff of 50 ms doubling up to maxBackoff.
 func pullLoop[T any](ctx context.Context, slots chan struct{}, maxBatch int, maxBackoff time.Duration,
@@ -28,13 +32,20 @@ func pullLoop[T any](ctx context.Context, slots chan struct{}, maxBatch int, max
 			return
 		}
 		n := 1
+		yielded := false
 	grab:
 		for n < maxBatch {
 			select {
 			case slots <- struct{}{}:
 				n++
 			default:
-				break grab
+				if yielded || n == cap(slots) {
+					break grab
+				}
+				// Handlers that ran in the batch just fetched are often
+				// runnable and about to free their slots: let them.
+				yielded = true
+				runtime.Gosched()
 			}
 		}
 		items, err := fetch(n)
