@@ -474,9 +474,18 @@ func (t *txn) await(cmd *command.Command) command.Result {
 			}
 		}
 	}
+	var claimed []wire.TaskAssignment
+	defer func() {
+		// One write of the worker's record covers the call: its
+		// completions' counts (even refused ones keep its last-seen time)
+		// and its claims.
+		if len(reports) > 0 || len(claimed) > 0 || !known {
+			t.putWorker(w)
+		}
+	}()
 	var statuses []byte
 	for _, rep := range reports {
-		statuses = append(statuses, byte(wire.StatusOf(t.completeReport(cmd.Key, rep).Err)))
+		statuses = append(statuses, byte(wire.StatusOf(t.completeReport(w, rep).Err)))
 	}
 	if t.err != nil {
 		return command.Result{}
@@ -485,7 +494,6 @@ func (t *txn) await(cmd *command.Command) command.Result {
 	if !batch {
 		n = 1
 	}
-	var claimed []wire.TaskAssignment
 	size := 0
 	for uint64(len(claimed)) < n && size < MaxAwaitBatchBytes {
 		a, ok := t.claim(w, types, leaseMs)
@@ -497,9 +505,6 @@ func (t *txn) await(cmd *command.Command) command.Result {
 	}
 	if t.err != nil {
 		return command.Result{}
-	}
-	if len(claimed) > 0 || !known {
-		t.putWorker(w)
 	}
 	switch {
 	case batch:
@@ -602,18 +607,20 @@ func (t *txn) complete(cmd *command.Command) command.Result {
 	if err != nil {
 		return badRequest("malformed complete value: %v", err)
 	}
-	return t.completeReport(cmd.Key, rep)
-}
-
-// completeReport completes the run rep names with rep's result, for worker.
-func (t *txn) completeReport(worker []byte, rep wire.TaskReport) command.Result {
-	if len(rep.Data) > MaxInputBytes {
-		return badRequest("result is %d bytes, over the %d-byte limit", len(rep.Data), MaxInputBytes)
-	}
-	w, _ := t.worker(worker, false)
+	w, _ := t.worker(cmd.Key, false)
 	if w != nil {
 		// Even a refused report names the worker: keep its last-seen time.
 		defer t.putWorker(w)
+	}
+	return t.completeReport(w, rep)
+}
+
+// completeReport completes the run rep names with rep's result, counting
+// it for worker w (nil: not registered). The caller writes w's record, once
+// per command however many reports it carries.
+func (t *txn) completeReport(w *worker, rep wire.TaskReport) command.Result {
+	if len(rep.Data) > MaxInputBytes {
+		return badRequest("result is %d bytes, over the %d-byte limit", len(rep.Data), MaxInputBytes)
 	}
 	r, live := t.lookup(rep.TaskID)
 	switch {
@@ -668,7 +675,7 @@ func (t *txn) fail(cmd *command.Command) command.Result {
 	}
 	w, _ := t.worker(cmd.Key, false)
 	if w != nil {
-		defer t.putWorker(w) // even when refused (see completeReport)
+		defer t.putWorker(w) // even when refused (see complete)
 	}
 	r, live := t.lookup(rep.TaskID)
 	if res := t.held(r, live, cmd.Key, rep.TaskID); res.Err != nil {
@@ -712,7 +719,7 @@ func (t *txn) touch(cmd *command.Command) command.Result {
 	}
 	w, _ := t.worker(cmd.Key, false)
 	if w != nil {
-		defer t.putWorker(w) // even when refused (see completeReport)
+		defer t.putWorker(w) // even when refused (see complete)
 	}
 	r, live := t.lookup(tc.TaskID)
 	if res := t.held(r, live, cmd.Key, tc.TaskID); res.Err != nil {

@@ -86,11 +86,22 @@ func reloadedAnswersLikeNeverReloaded(t *testing.T, seed uint64, steps int) {
 			} else {
 				c = claim{id: ids[rng.IntN(len(ids))], worker: pick(workers)}
 			}
-			switch rng.IntN(4) {
+			switch rng.IntN(5) {
 			case 0:
 				r = reportReq(wire.OpWorkerComplete, c.worker, c.id, "out", false)
 			case 1:
 				r = reportReq(wire.OpWorkerFail, c.worker, c.id, fmt.Sprint("err", i), rng.IntN(4) != 0)
+			case 2:
+				// Results riding on the worker's next claim (TaskWorker's
+				// way): up to three of its recent claims, maybe claiming none.
+				var reps []wire.TaskReport
+				for _, x := range claims[max(0, len(claims)-3):] {
+					if x.worker == c.worker || len(reps) == 0 {
+						reps = append(reps, wire.TaskReport{TaskID: []byte(x.id), Data: []byte(fmt.Sprint("out", i))})
+					}
+				}
+				r = req{op: wire.OpWorkerAwait, key: c.worker, value: wire.AppendAwaitCompletions(wire.AppendTaskTypes(nil, types[:1+rng.IntN(3)]), reps),
+					opts: wire.AppendU32(wire.AppendFlag(nil, wire.TagCompletions), wire.TagCount, uint32(rng.IntN(3)))}
 			default:
 				r = touchReq(c.worker, c.id, uint32(50+rng.IntN(1000)))
 			}
