@@ -75,9 +75,16 @@ type tailCache struct {
 	// its stream dropped already is skipped.
 	order []segmentRef
 	head  int
-	// appended holds the records of the group being applied, in order.
+	// appended holds the records of the group being applied, in order;
+	// their wire encodings lie back to back in encoded, one buffer reused
+	// group after group instead of an allocation per record.
 	appended []appendedRecord
+	encoded  []byte
 }
+
+// maxKeptEncoded bounds the encoding buffer kept between groups, so one
+// group of large records does not pin its size for good.
+const maxKeptEncoded = 1 << 20
 
 type segmentRef struct {
 	l   *log
@@ -85,17 +92,18 @@ type segmentRef struct {
 }
 
 type appendedRecord struct {
-	l   *log
-	off uint64
-	cum uint64 // the stream's cum after the record
-	enc []byte
+	l          *log
+	off        uint64
+	cum        uint64 // the stream's cum after the record
+	start, end int    // its encoding in tailCache.encoded
 }
 
 // appendedRecord notes a record Apply wrote (h its header, v its stored
 // value), for Committed to publish.
 func (c *tailCache) appendedRecord(l *log, off uint64, h *recordHeader, v []byte) {
-	enc := appendWireRecord(nil, off, h, v, wire.StreamTierHot)
-	c.appended = append(c.appended, appendedRecord{l: l, off: off, cum: h.cumBytes, enc: enc})
+	start := len(c.encoded)
+	c.encoded = appendWireRecord(c.encoded, off, h, v, wire.StreamTierHot)
+	c.appended = append(c.appended, appendedRecord{l: l, off: off, cum: h.cumBytes, start: start, end: len(c.encoded)})
 }
 
 // publish moves the records of the committed group into their streams'
@@ -103,13 +111,14 @@ func (c *tailCache) appendedRecord(l *log, off uint64, h *recordHeader, v []byte
 // machine's write lock.
 func (c *tailCache) publish() {
 	for _, r := range c.appended {
+		enc := c.encoded[r.start:r.end]
 		r.l.visible = max(r.l.visible, r.off)
 		r.l.visibleCum = max(r.l.visibleCum, r.cum)
 		t := &r.l.tail
 		switch {
 		case r.off < r.l.first:
 			continue // trimmed by its own group
-		case len(r.enc) > c.maxRecord:
+		case len(enc) > c.maxRecord:
 			c.reset(t)
 			continue
 		}
@@ -117,7 +126,7 @@ func (c *tailCache) publish() {
 			t.first = r.off
 		}
 		var s *segment
-		if n := len(t.segs); n > 0 && len(t.segs[n-1].data)+len(r.enc) <= c.segmentSize {
+		if n := len(t.segs); n > 0 && len(t.segs[n-1].data)+len(enc) <= c.segmentSize {
 			s = t.segs[n-1]
 			c.bytes -= s.cost()
 		} else {
@@ -125,12 +134,16 @@ func (c *tailCache) publish() {
 			t.segs = append(t.segs, s)
 			c.order = append(c.order, segmentRef{l: r.l, seg: s})
 		}
-		s.data = append(s.data, r.enc...)
+		s.data = append(s.data, enc...)
 		s.ends = append(s.ends, uint32(len(s.data)))
 		c.bytes += s.cost()
 	}
 	clear(c.appended)
 	c.appended = c.appended[:0]
+	c.encoded = c.encoded[:0]
+	if cap(c.encoded) > maxKeptEncoded {
+		c.encoded = nil
+	}
 	for c.bytes > c.budget && c.head < len(c.order) {
 		ref := c.order[c.head]
 		c.order[c.head] = segmentRef{}

@@ -117,6 +117,11 @@ func checkTails(t *testing.T, m *Machine) {
 	if total != m.tails.bytes || total > m.tails.budget {
 		t.Fatalf("tail bytes: counted %d, recorded %d, budget %d", total, m.tails.bytes, m.tails.budget)
 	}
+	// Published: the group's encodings are consumed, their buffer kept
+	// for the next group only within its bound.
+	if len(m.tails.appended) != 0 || len(m.tails.encoded) != 0 || cap(m.tails.encoded) > maxKeptEncoded {
+		t.Fatalf("after publish: %d records, %d bytes (capacity %d) still held", len(m.tails.appended), len(m.tails.encoded), cap(m.tails.encoded))
+	}
 }
 
 // TestMachine_TailRecordMaxEdge: a record whose encoding is exactly the
