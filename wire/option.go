@@ -118,8 +118,9 @@ func AppendU64(dst []byte, t Tag, v uint64) []byte {
 // the limit of a dedup key, a partition key and a nack reason.
 const MaxOptionBytes = 255
 
-// AppendOption appends an option with arbitrary data of at most 255 bytes;
-// longer data is truncated by the caller's validation, never here.
+// AppendOption appends an option with arbitrary data of at most
+// MaxOptionBytes; longer data is truncated by the caller's validation,
+// never here.
 func AppendOption(dst []byte, t Tag, data []byte) []byte {
 	dst = append(dst, byte(t), byte(len(data)))
 	return append(dst, data...)

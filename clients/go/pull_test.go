@@ -2,6 +2,7 @@ package flo
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -272,5 +273,40 @@ func TestLeaseKeeper_SplitsARoundAtTheServersListLimit(t *testing.T) {
 		if len(b) > wire.MaxSeqListLen {
 			t.Fatalf("a renewal call carried %d items, over the %d the servers take", len(b), wire.MaxSeqListLen)
 		}
+	}
+}
+
+// TestPullLoop_APartialFetchTakesSlotsFreedMeanwhile: with handlers that
+// return at once, the first one to finish wakes the loop while its
+// siblings are still runnable; the loop yields once before a partial
+// fetch, so they free their slots into it instead of leaving it to fetch
+// one item at a time. One P makes the order the scheduler's run queue
+// (Go checks its global queue first on one schedule in 61, so a few
+// fetches may still go out alone: the test asks for most, not all).
+func TestPullLoop_APartialFetchTakesSlotsFreedMeanwhile(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const slots, fetches = 4, 40
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var asked []int // appended by the loop's goroutine only
+	fetch := func(n int) ([]int, error) {
+		asked = append(asked, n)
+		if len(asked) == fetches {
+			cancel()
+			return nil, nil
+		}
+		return make([]int, n), nil
+	}
+	var running sync.WaitGroup
+	pullLoop(ctx, make(chan struct{}, slots), 100, time.Second, fetch, func(int) {}, func(error) bool { return true }, &running)
+	running.Wait()
+	batched := 0
+	for _, n := range asked[1:] {
+		if n > 1 {
+			batched++
+		}
+	}
+	if asked[0] != slots || batched < len(asked[1:])/2 {
+		t.Fatalf("fetches asked for %v: want the first for all %d slots and most later ones for more than one", asked, slots)
 	}
 }

@@ -152,7 +152,7 @@ type run struct {
 	hasResult  bool
 	result     []byte // only in decoded terminal records
 	inputLen   uint32
-	input      []byte // cached copy when inputLen <= inputCacheBytes
+	input      []byte // when inputLen <= inputCacheBytes: the live marker's tail
 	inputKey   bool   // the input is stored under its own key ('a' 'p')
 
 	q  *readyQueue // non-nil while in a ready heap
